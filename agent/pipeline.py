@@ -1,0 +1,223 @@
+"""The one place the steps meet: question -> retrieve -> coverage -> backend -> verified, cited answer."""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from collections.abc import Iterator, Sequence
+from functools import cached_property
+from typing import Any
+
+from agent.backends import AnswerRequest, get_backend, resolve_name
+from agent.compose import SentenceCache, candidate_sentences, score_windows, windows
+from agent.config import Settings
+from agent.coverage import Coverage, abstain_text, assess
+from agent.errors import InputError
+from agent.personas import DEFAULT_PERSONA, PersonaCard, get_persona
+from agent.types import Answer, Retrieved
+from knowledge.text import count_tokens, detect_lang
+
+_FOLLOW_UP = re.compile(
+    r"\b(it|that|this|those|these|then|there|he|she|they|them|him|her|why|next|after|before|what about|and)\b"
+    r"|^(그|그때|그래서|그럼|그다음|그 다음|왜|다음|이후|그 후)",
+    re.IGNORECASE,
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean_question(question: object, max_tokens: int) -> str:
+    """The question with control characters removed, or InputError saying what is wrong with it."""
+    if not isinstance(question, str):
+        raise InputError(f"the question must be text, not {type(question).__name__}")
+    text = unicodedata.normalize("NFC", _CONTROL.sub(" ", question)).strip()
+    if not text:
+        raise InputError("the question is empty: ask something, e.g. \"What went wrong in your first big training run?\"")
+    # Count tokens only when the length could be near the cap: a 100,000-character paste is refused cheaply.
+    if len(text) > max_tokens * 8 or count_tokens(text) > max_tokens:
+        raise InputError(
+            f"the question is too long ({len(text):,} characters; the limit is {max_tokens:,} tokens): "
+            "ask a shorter question (PERSONA_MAX_QUESTION_TOKENS raises the limit)"
+        )
+    return text
+
+
+def normalize_history(history: Sequence[Any] | None, limit: int = 8) -> list[dict[str, str]]:
+    """History as ``[{"role": "user"|"assistant", "content": str}]``; also takes (user, assistant) pairs."""
+    out: list[dict[str, str]] = []
+    for item in history or []:
+        if isinstance(item, dict):
+            role, content = item.get("role"), item.get("content")
+            if role in {"user", "assistant"} and isinstance(content, str) and content.strip():
+                out.append({"role": str(role), "content": content})
+        elif isinstance(item, (list, tuple)) and len(item) == 2:
+            user, bot = item
+            if isinstance(user, str) and user.strip():
+                out.append({"role": "user", "content": user})
+            if isinstance(bot, str) and bot.strip():
+                out.append({"role": "assistant", "content": bot})
+    return out[-limit:]
+
+
+def condense(question: str, history: list[dict[str, str]]) -> str:
+    """A follow-up ("Why did that happen?", "그 다음엔?") borrows the previous question's subject."""
+    previous = [m["content"] for m in history if m["role"] == "user"]
+    if not previous:
+        return question
+    short = len(question.split()) <= 6 or len(question) <= 20
+    if short or _FOLLOW_UP.search(question):
+        return f"{previous[-1]} {question}"
+    return question
+
+
+class Agent:
+    """Wires the real parts from one Settings; nothing heavy happens until first use."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self._lock = threading.Lock()
+        self._backends: dict[str, Any] = {}
+
+    @cached_property
+    def embedder(self) -> Any:
+        from knowledge.embedders import get_embedder
+
+        return get_embedder(self.settings)
+
+    @cached_property
+    def store(self) -> Any:
+        from knowledge.store import Store
+
+        return Store.open(self.settings, self.embedder)
+
+    @cached_property
+    def retriever(self) -> Any:
+        from agent.retrieve import HybridRetriever
+
+        return HybridRetriever(self.store)
+
+    @cached_property
+    def sentences(self) -> SentenceCache:
+        return SentenceCache(self.embedder)
+
+    def backend(self, name: str) -> Any:
+        with self._lock:
+            if name not in self._backends:
+                self._backends[name] = get_backend(name, self.settings, self)
+            return self._backends[name]
+
+    def corpus_text(self, persona: str) -> str:
+        idx = self.retriever.index(persona)
+        return "\n".join(c.title + "\n" + c.text for c in idx.chunks)
+
+    def idf(self, persona: str) -> dict[str, float]:
+        bm25 = self.retriever.index(persona).bm25
+        return {t: bm25.idf(t) for t in bm25.vocabulary}
+
+    # --- the pipeline --------------------------------------------------------------------
+
+    def prepare(
+        self, question: str, persona: str, history: Sequence[Any] | None
+    ) -> tuple[str, PersonaCard, list[dict[str, str]], str, list[Retrieved], list[Any], Coverage]:
+        text = clean_question(question, self.settings.max_question_tokens)
+        card = get_persona(persona, self.settings)
+        hist = normalize_history(history)
+        standalone = condense(text, hist)
+        vector = self.embedder.embed_query(standalone)
+        passages = self.retriever.retrieve(standalone, self.settings.top_k, card.id, vector=vector)
+        scored = score_windows(standalone, vector, windows(candidate_sentences(passages)), self.sentences, self.idf(card.id))
+        coverage = assess(text, scored, self.corpus_text(card.id))
+        return text, card, hist, standalone, passages, scored, coverage
+
+    def ask_stream(
+        self,
+        question: str,
+        *,
+        persona: str = DEFAULT_PERSONA,
+        backend: str | None = None,
+        history: Sequence[Any] | None = None,
+    ) -> Iterator[str | Answer]:
+        """Yield the answer's text as it is produced, then the final verified ``Answer``."""
+        name = resolve_name(backend, self.settings)
+        text, card, hist, standalone, passages, scored, coverage = self.prepare(question, persona, history)
+        lang = detect_lang(text)
+        if not coverage.covered:
+            topics = list(dict.fromkeys(r.chunk.title for r in passages))
+            message = abstain_text(lang, topics, coverage.unknown_terms)
+            yield message
+            yield Answer(
+                text=message,
+                citations=[],
+                abstained=True,
+                persona=card.id,
+                backend=name,
+                question=text,
+                nearest_topics=topics[:3],
+            )
+            return
+        request = AnswerRequest(
+            question=text,
+            standalone=standalone,
+            persona=card,
+            passages=passages,
+            history=hist,
+            lang=lang,
+            context={"scored": scored, "coverage": coverage},
+        )
+        yield from self.backend(name).stream(request)
+
+    def ask(
+        self,
+        question: str,
+        *,
+        persona: str = DEFAULT_PERSONA,
+        backend: str | None = None,
+        history: Sequence[Any] | None = None,
+    ) -> Answer:
+        final: Answer | None = None
+        for item in self.ask_stream(question, persona=persona, backend=backend, history=history):
+            if isinstance(item, Answer):
+                final = item
+        assert final is not None, "a backend ended without an Answer"
+        return final
+
+
+_agents: dict[Settings, Agent] = {}
+_agents_lock = threading.Lock()
+
+
+def build_agent(settings: Settings | None = None) -> Agent:
+    """The composition root; one Agent per distinct Settings is kept for the process."""
+    settings = settings or Settings.from_env()
+    with _agents_lock:
+        agent = _agents.get(settings)
+        if agent is None:
+            agent = _agents[settings] = Agent(settings)
+        return agent
+
+
+def ask(
+    question: str,
+    *,
+    persona: str = DEFAULT_PERSONA,
+    backend: str | None = None,
+    history: list[Any] | None = None,
+) -> Answer:
+    """Ask a persona a question; the answer cites the passages it rests on.
+
+    ``backend``: ``extractive`` (no LLM), ``openai`` (OpenAI or a compatible server), ``local``
+    (the bundled GGUF model) or ``auto``/None (openai if configured, else extractive).
+    ``history``: earlier turns as ``[{"role": ..., "content": ...}]`` for follow-up questions.
+    """
+    return build_agent().ask(question, persona=persona, backend=backend, history=history)
+
+
+def ask_stream(
+    question: str,
+    *,
+    persona: str = DEFAULT_PERSONA,
+    backend: str | None = None,
+    history: list[Any] | None = None,
+) -> Iterator[str | Answer]:
+    """Like :func:`ask`, streamed: text pieces as they arrive, then the final ``Answer``."""
+    return build_agent().ask_stream(question, persona=persona, backend=backend, history=history)

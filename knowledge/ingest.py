@@ -1,0 +1,162 @@
+"""Sources -> store: incremental, idempotent ingest of one persona's files, with a progress bar."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from agent.errors import IngestError
+from agent.types import Chunk
+from knowledge.chunking import chunk_entries
+from knowledge.loaders import SUPPORTED_SUFFIXES, LoadError, load_document
+from knowledge.store import FileRecord, Manifest
+
+if TYPE_CHECKING:  # pragma: no cover
+    from knowledge.store import Store
+
+EMBED_BATCH = 64
+
+
+@dataclass
+class IngestReport:
+    """What one ingest did. Chunk counts; ``embedded`` is the number of chunks embedded in this run."""
+
+    persona: str
+    added: int = 0  # chunks new to the index
+    updated: int = 0  # chunks kept, whose offsets moved because their file changed around them
+    removed: int = 0  # chunks no longer in any file
+    unchanged: int = 0
+    embedded: int = 0
+    chunks: int = 0  # visible chunks after the ingest
+    files: int = 0  # files ingested
+    files_changed: list[str] = field(default_factory=list)
+    files_removed: list[str] = field(default_factory=list)
+    private: list[str] = field(default_factory=list)  # files marked private: indexed for nothing
+    skipped: list[dict[str, str]] = field(default_factory=list)  # {"file", "reason"}
+    warnings: list[dict[str, str]] = field(default_factory=list)  # {"file", "title", "warning"}
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def discover(folder: Path) -> list[Path]:
+    """The .txt and .md files under ``folder``, recursively, in a stable order; hidden ones skipped."""
+    if not folder.exists():
+        raise IngestError(f"{folder} does not exist: give a folder of .txt or .md files")
+    if folder.is_file():
+        return [folder]
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in SUPPORTED_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        and p.is_file()
+    )
+
+
+def ingest(
+    store: Store,
+    persona: str,
+    paths: Iterable[Path],
+    *,
+    root: Path,
+    chunk_tokens: int,
+    progress: bool = False,
+    on_commit: Callable[[], None] | None = None,
+) -> IngestReport:
+    """Bring the persona's index in line with ``paths``; files missing from ``paths`` are removed.
+
+    Unchanged files are not even chunked again; changed files' chunks that kept their text keep
+    their ids and vectors. Unreadable files are skipped with their reason and, if they were
+    indexed before, keep their old chunks (nothing stored is lost because of a bad read).
+    """
+    from knowledge.scan import scan_injection
+
+    report = IngestReport(persona=persona)
+    old = store.manifest(persona)
+    new = Manifest(collection=old.collection)
+    to_check: list[Chunk] = []  # chunks of changed files: embed if new, else maybe move
+
+    for path in paths:
+        source = path.relative_to(root).as_posix() if path != root else path.name
+        try:
+            doc = load_document(path, source)
+        except LoadError as exc:
+            report.skipped.append({"file": source, "reason": exc.reason})
+            if source in old.files:
+                new.files[source] = old.files[source]
+            continue
+        report.files += 1
+        if doc.private:
+            report.private.append(source)
+            continue
+        sha = hashlib.sha256(doc.text.encode("utf-8")).hexdigest()
+        prev = old.files.get(source)
+        if prev is not None and prev.sha256 == sha and prev.chunk_tokens == chunk_tokens:
+            new.files[source] = prev
+            report.unchanged += len(prev.ids)
+            continue
+        for warning in scan_injection(doc):
+            report.warnings.append({"file": source, **warning})
+        chunks = chunk_entries(doc.text, doc.entries, persona, chunk_tokens)
+        new.files[source] = FileRecord(source=source, sha256=sha, ids=[c.id for c in chunks], chunk_tokens=chunk_tokens)
+        report.files_changed.append(source)
+        to_check.extend(chunks)
+
+    existing = store.existing_ids(persona, [c.id for c in to_check])
+    fresh = [c for c in to_check if c.id not in existing]
+    kept = [c for c in to_check if c.id in existing]
+    old_ids = old.ids
+    _embed_and_add(store, persona, fresh, progress)
+    report.embedded = len(fresh)
+    # A kept chunk keeps its text and vector but may sit at new offsets: refresh its metadata.
+    stored = {c.id: c for c in store.get_chunks(persona, [c.id for c in kept])}
+    moved = [c for c in kept if c.id not in stored or stored[c.id].metadata() != c.metadata()]
+    store.update_metadata(persona, moved)
+    moved_ids = {c.id for c in moved}
+    report.added = sum(1 for c in to_check if c.id not in old_ids)
+    report.updated = sum(1 for c in kept if c.id in old_ids and c.id in moved_ids)
+    report.unchanged += sum(1 for c in kept if c.id in old_ids and c.id not in moved_ids)
+
+    removed_sources = [s for s in old.files if s not in new.files]
+    report.files_removed = removed_sources
+    store.commit(new, removed_sources)
+    if on_commit is not None:
+        on_commit()
+
+    # Garbage: chunks no longer named (removed, or orphans of an earlier interrupted ingest).
+    visible = new.ids
+    stale = store.existing_ids(persona) - visible
+    store.delete(persona, stale)
+    report.removed = len(old_ids - visible)
+    report.chunks = len(visible)
+    return report
+
+
+def _embed_and_add(store: Store, persona: str, chunks: list[Chunk], progress: bool) -> None:
+    if not chunks:
+        return
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(chunks), desc=f"embedding {persona}", unit="chunk", file=sys.stderr, leave=False)
+    try:
+        for i in range(0, len(chunks), EMBED_BATCH):
+            batch = chunks[i : i + EMBED_BATCH]
+            vectors = store.embedder.embed_documents([passage_text(c) for c in batch])
+            store.add(persona, batch, vectors)  # each batch lands on its own: a crash keeps the work done
+            if bar is not None:
+                bar.update(len(batch))
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def passage_text(chunk: Chunk) -> str:
+    """What is embedded: the entry title gives a short chunk the context it lacks on its own."""
+    return f"{chunk.title}\n{chunk.text}"

@@ -1,0 +1,288 @@
+"""Chunks + vectors -> Chroma: one collection per persona and embedder, and a committed manifest.
+
+Only chunks named by the committed manifest are visible to search. An ingest adds and embeds
+new chunks first, commits the manifest second and deletes what is no longer named last, so an
+ingest that dies half-way leaves the previous index exactly as usable as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from agent.errors import ConfigError, StoreError
+from agent.types import Chunk
+
+if TYPE_CHECKING:  # pragma: no cover
+    from agent.config import Settings
+    from knowledge.embedders import Embedder
+
+MANIFESTS = "persona-manifests"
+
+
+@dataclass
+class FileRecord:
+    source: str
+    sha256: str
+    ids: list[str]
+    chunk_tokens: int
+
+
+@dataclass
+class Manifest:
+    """The committed state of one persona's index: per file, its hash and its chunk ids."""
+
+    collection: str
+    files: dict[str, FileRecord] = field(default_factory=dict)
+
+    @property
+    def ids(self) -> set[str]:
+        return {i for rec in self.files.values() for i in rec.ids}
+
+
+def collection_name(persona: str, embedder_id: str) -> str:
+    raw = f"p-{persona}--{embedder_id}"
+    name = re.sub(r"[^a-zA-Z0-9._-]", "-", raw)[:500]
+    return name if len(name) >= 3 else name + "---"
+
+
+def make_client(settings: Settings) -> Any:
+    """A Chroma client: HttpClient for PERSONA_CHROMA_URL, else a PersistentClient under PERSONA_HOME."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_url:
+        url = urlparse(settings.chroma_url)
+        if url.scheme not in {"http", "https"} or not url.hostname:
+            raise ConfigError(f"PERSONA_CHROMA_URL={settings.chroma_url!r} is not a URL like http://127.0.0.1:8000")
+        try:
+            return chromadb.HttpClient(
+                host=url.hostname,
+                port=url.port or (443 if url.scheme == "https" else 8000),
+                ssl=url.scheme == "https",
+                settings=chroma_settings,
+            )
+        except Exception as exc:  # chromadb raises plain ValueError/ConnectionError here
+            raise StoreError(
+                f"cannot reach the Chroma server at {settings.chroma_url} ({exc}): start it with "
+                "`chroma run --path DIR --host 127.0.0.1 --port 8000`, or unset PERSONA_CHROMA_URL"
+            ) from None
+    path = settings.index_dir / "chroma"
+    path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+
+
+class Store:
+    """The vector store for every persona, for one embedder."""
+
+    def __init__(self, client: Any, embedder: Embedder) -> None:
+        self._client = client
+        self.embedder = embedder
+        self._collections: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, settings: Settings, embedder: Embedder) -> Store:
+        return cls(make_client(settings), embedder)
+
+    # --- collections ---------------------------------------------------------------------
+
+    def _collection(self, persona: str) -> Any:
+        name = collection_name(persona, self.embedder.id)
+        with self._lock:
+            col = self._collections.get(name)
+            if col is None:
+                col = self._call(
+                    self._client.get_or_create_collection,
+                    name=name,
+                    embedding_function=_ChromaAdapter(self.embedder),
+                    configuration={"hnsw": {"space": "cosine"}},
+                    metadata={"embedder": self.embedder.id, "persona": persona},
+                )
+                self._collections[name] = col
+            return col
+
+    def _manifests(self) -> Any:
+        with self._lock:
+            col = self._collections.get(MANIFESTS)
+            if col is None:
+                col = self._call(
+                    self._client.get_or_create_collection,
+                    name=MANIFESTS,
+                    embedding_function=_ChromaAdapter(self.embedder),
+                )
+                self._collections[MANIFESTS] = col
+            return col
+
+    @staticmethod
+    def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (ConfigError, StoreError):
+            raise
+        except Exception as exc:
+            kind = type(exc).__name__
+            if "connect" in str(exc).lower() or kind in {"ConnectError", "ConnectionError", "ConnectTimeout"}:
+                raise StoreError(
+                    f"the Chroma server did not answer ({kind}): check that it is running and that "
+                    "PERSONA_CHROMA_URL points at it"
+                ) from exc
+            raise
+
+    # --- manifest ------------------------------------------------------------------------
+
+    def manifest(self, persona: str) -> Manifest:
+        name = collection_name(persona, self.embedder.id)
+        got = self._call(self._manifests().get, where={"collection": name}, include=["documents", "metadatas"])
+        m = Manifest(collection=name)
+        for doc, meta in zip(got["documents"] or [], got["metadatas"] or [], strict=True):
+            m.files[str(meta["source"])] = FileRecord(
+                source=str(meta["source"]),
+                sha256=str(meta["sha256"]),
+                ids=json.loads(doc),
+                chunk_tokens=int(meta.get("chunk_tokens", 0)),
+            )
+        return m
+
+    def commit(self, manifest: Manifest, removed_sources: Iterable[str]) -> None:
+        """Make ``manifest`` the visible state (one upsert, then drop records of removed files)."""
+        col = self._manifests()
+        recs = list(manifest.files.values())
+        if recs:
+            self._call(
+                col.upsert,
+                ids=[f"{manifest.collection}::{r.source}" for r in recs],
+                documents=[json.dumps(r.ids) for r in recs],
+                metadatas=[
+                    {"collection": manifest.collection, "source": r.source, "sha256": r.sha256, "chunk_tokens": r.chunk_tokens}
+                    for r in recs
+                ],
+                embeddings=[[0.0] * 1 + [1.0] for _ in recs],
+            )
+        gone = [f"{manifest.collection}::{s}" for s in removed_sources]
+        if gone:
+            self._call(col.delete, ids=gone)
+
+    def has_index(self, persona: str) -> bool:
+        return bool(self.manifest(persona).files)
+
+    # --- chunks --------------------------------------------------------------------------
+
+    def existing_ids(self, persona: str, ids: Sequence[str] | None = None) -> set[str]:
+        col = self._collection(persona)
+        if ids is not None and not ids:
+            return set()
+        got = self._call(col.get, ids=list(ids) if ids is not None else None, include=[])
+        return set(got["ids"])
+
+    def add(self, persona: str, chunks: Sequence[Chunk], embeddings: Sequence[Sequence[float]]) -> None:
+        if not chunks:
+            return
+        self._call(
+            self._collection(persona).upsert,
+            ids=[c.id for c in chunks],
+            documents=[c.text for c in chunks],
+            metadatas=[c.metadata() for c in chunks],
+            embeddings=[list(e) for e in embeddings],
+        )
+
+    def update_metadata(self, persona: str, chunks: Sequence[Chunk]) -> None:
+        if chunks:
+            self._call(self._collection(persona).update, ids=[c.id for c in chunks], metadatas=[c.metadata() for c in chunks])
+
+    def get_chunks(self, persona: str, ids: Sequence[str]) -> list[Chunk]:
+        if not ids:
+            return []
+        out: list[Chunk] = []
+        col = self._collection(persona)
+        ids = list(ids)
+        for i in range(0, len(ids), 5000):  # keeps each SQLite query under its variable limit
+            got = self._call(col.get, ids=ids[i : i + 5000], include=["documents", "metadatas"])
+            out.extend(
+                Chunk.from_record(id_, doc, meta)
+                for id_, doc, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+            )
+        return out
+
+    def delete(self, persona: str, ids: Iterable[str]) -> None:
+        ids = list(ids)
+        col = self._collection(persona)
+        for i in range(0, len(ids), 5000):
+            self._call(col.delete, ids=ids[i : i + 5000])
+
+    def count(self, persona: str) -> int:
+        return int(self._call(self._collection(persona).count))
+
+    def query(
+        self, persona: str, vector: Sequence[float], k: int, visible: set[str], lang: str | None = None
+    ) -> list[tuple[Chunk, float]]:
+        """The ``k`` nearest visible chunks (of one language, if given) with their cosine similarity."""
+        col = self._collection(persona)
+        total = max(1, self.count(persona))
+        n = min(total, max(k * 2, k + 8))
+        while True:
+            got = self._call(
+                col.query,
+                query_embeddings=[list(vector)],
+                n_results=n,
+                where={"lang": lang} if lang else None,
+                include=["documents", "metadatas", "distances"],
+            )
+            hits = [
+                (Chunk.from_record(id_, doc, meta), 1.0 - float(dist))
+                for id_, doc, meta, dist in zip(
+                    got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0], strict=True
+                )
+                if id_ in visible
+            ]
+            # Invisible chunks (an ingest under way or interrupted) can crowd the top: ask for more.
+            if len(hits) >= k or n >= total or len(got["ids"][0]) < n:
+                return hits[:k]
+            n = min(total, n * 4)
+
+
+class _ChromaAdapter:
+    """Our Embedder as a chromadb EmbeddingFunction, so Chroma never falls back to its default
+    model (which would try to download weights)."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self._embedder = embedder
+
+    def __call__(self, input: list[str]) -> list[Any]:
+        import numpy as np
+
+        return [np.asarray(v, dtype=np.float32) for v in self._embedder.embed_documents(list(input))]
+
+    def embed_query(self, input: list[str]) -> list[Any]:
+        import numpy as np
+
+        return [np.asarray(self._embedder.embed_query(t), dtype=np.float32) for t in input]
+
+    @staticmethod
+    def name() -> str:
+        return "persona-agent"
+
+    def get_config(self) -> dict[str, Any]:
+        return {"embedder": self._embedder.id}
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> _ChromaAdapter:
+        from agent.config import Settings
+        from knowledge.embedders import get_embedder
+
+        return _ChromaAdapter(get_embedder(Settings.from_env()))
+
+    def default_space(self) -> str:
+        return "cosine"
+
+    def supported_spaces(self) -> list[str]:
+        return ["cosine", "l2", "ip"]
+
+    def is_legacy(self) -> bool:
+        return False

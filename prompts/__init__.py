@@ -1,0 +1,1 @@
+"""Prompts as data: persona cards (personas/*.toml) and prompt templates (templates/*.jinja)."""
