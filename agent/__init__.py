@@ -18,9 +18,9 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from agent.pipeline import ask, ask_stream
     from agent.errors import PersonaError
     from agent.personas import list_personas
+    from agent.pipeline import ask, ask_stream
     from agent.types import Answer, Citation
 
 _LAZY = {

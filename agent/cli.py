@@ -40,13 +40,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     jobs = []
     if args.path is not None:
         if not args.persona:
-            raise PersonaError("give --persona NAME for the folder's writings, e.g. `persona ingest ~/notes --persona me`")
+            raise PersonaError(
+                "give --persona NAME for the folder's writings, e.g. `persona ingest ~/notes --persona me`"
+            )
         folder = Path(args.path).expanduser().resolve()
         files = discover(folder)
         root = folder if folder.is_dir() else folder.parent
         if not files:
             raise PersonaError(f"{folder} has no .txt or .md files to ingest")
-        card = save_user_persona(settings, args.persona, root, [p.relative_to(root).as_posix() for p in files], args.name)
+        card = save_user_persona(
+            settings, args.persona, root, [p.relative_to(root).as_posix() for p in files], args.name
+        )
         jobs.append((card.id, files, root))
     else:
         cards = [get_persona(args.persona, settings)] if args.persona else list_personas(settings)
@@ -59,7 +63,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     reports = []
     for persona, files, root in jobs:
         report = ingest(
-            agent.store, persona, files, root=root, chunk_tokens=settings.chunk_tokens, progress=not args.json and sys.stderr.isatty()
+            agent.store,
+            persona,
+            files,
+            root=root,
+            chunk_tokens=settings.chunk_tokens,
+            progress=not args.json and sys.stderr.isatty(),
         )
         reports.append(report)
         if not args.json:
@@ -72,7 +81,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             for w in report.warnings:
                 print(f"  warning {w['file']} [{w['title']}]: instruction-like text ({w['warning']})", file=sys.stderr)
     if args.json:
-        total = {k: sum(getattr(r, k) for r in reports) for k in ("added", "updated", "removed", "unchanged", "embedded", "chunks")}
+        total = {
+            k: sum(getattr(r, k) for r in reports)
+            for k in ("added", "updated", "removed", "unchanged", "embedded", "chunks")
+        }
         print(json.dumps({**total, "personas": [r.to_dict() for r in reports]}, ensure_ascii=False))
     return 0
 
@@ -110,7 +122,15 @@ def cmd_personas(args: argparse.Namespace) -> int:
 
     cards = list_personas(_settings())
     if args.json:
-        print(json.dumps([{"id": c.id, "name": c.name, "bio": c.bio, "sources": list(c.sources), "bundled": c.bundled} for c in cards], ensure_ascii=False))
+        print(
+            json.dumps(
+                [
+                    {"id": c.id, "name": c.name, "bio": c.bio, "sources": list(c.sources), "bundled": c.bundled}
+                    for c in cards
+                ],
+                ensure_ascii=False,
+            )
+        )
         return 0
     for c in cards:
         print(f"{c.id:10} {c.name} — {c.bio}")
@@ -138,15 +158,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", nargs="?", help="folder of .txt/.md files (default: the bundled writings)")
     p.add_argument("--persona", help="persona id: the one to re-index, or the new persona for PATH")
     p.add_argument("--name", help="display name for a new persona")
-    p.add_argument("--chunk-tokens", type=int, help="chunk size in tokens (default PERSONA_CHUNK_TOKENS or 200)")
-    p.add_argument("--json", action="store_true", help="print one JSON object with added/updated/removed/unchanged/embedded")
+    p.add_argument("--chunk-tokens", type=int, help="chunk size in tokens (default PERSONA_CHUNK_TOKENS or 320)")
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON object with added/updated/removed/unchanged/embedded"
+    )
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("ask", help="ask a persona a question")
     p.add_argument("question", nargs="+", help="the question")
     p.add_argument("--persona", default="raj", help="persona id (default raj; see `persona personas`)")
     p.add_argument("--backend", help="extractive | openai | local | auto (default PERSONA_BACKEND or auto)")
-    p.add_argument("--history", help="JSON file with earlier turns: [{\"role\": \"user\", \"content\": ...}, ...]")
+    p.add_argument("--history", help='JSON file with earlier turns: [{"role": "user", "content": ...}, ...]')
     p.add_argument("--json", action="store_true", help="print the whole Answer as JSON")
     p.set_defaults(func=cmd_ask)
 

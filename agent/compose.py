@@ -124,7 +124,10 @@ def score_windows(
         by_lang.setdefault(w.lang, []).append(float(sim))
     mean = {lang: sum(v) / len(v) for lang, v in by_lang.items()}
     qterms = set(lexical_tokens(question))
-    weights = {t: (idf or {}).get(t, 1.0) for t in qterms}
+    # A term the writings never use is as rare as can be: it weighs like the rarest known term,
+    # so "football" in "Who won the football world cup?" counts against coverage.
+    rarest = max((idf or {}).values(), default=1.0)
+    weights = {t: (idf or {}).get(t, rarest) for t in qterms}
     total = sum(weights.values()) or 1.0
     out = []
     for w, sim in zip(wins, sims, strict=True):
@@ -155,4 +158,8 @@ def select(scored: Sequence[Scored], question_lang: str, max_windows: int = 1) -
 
 
 def _overlaps(a: Window, b: Window) -> bool:
-    return a.passage == b.passage and a.sentences[0].start <= b.sentences[-1].start and b.sentences[0].start <= a.sentences[-1].start
+    return (
+        a.passage == b.passage
+        and a.sentences[0].start <= b.sentences[-1].start
+        and b.sentences[0].start <= a.sentences[-1].start
+    )

@@ -30,6 +30,13 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
     return value
 
 
+def _opt_int(env: dict[str, str], name: str, example: int) -> int | None:
+    """A positive whole number, or None when unset (the backend then picks a per-model default)."""
+    if not env.get(name):
+        return None
+    return _int(env, name, example)
+
+
 def _float(env: dict[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -67,9 +74,15 @@ class Settings:
     - ``PERSONA_CHROMA_URL``: http://host:port of a Chroma server (default: embedded store on disk)
     - ``PERSONA_STRICT``: 1 to remove unsupported sentences from LLM answers
     - ``PERSONA_TOP_K``: passages given to the backend (default 5)
-    - ``PERSONA_CHUNK_TOKENS``: chunk size in tokens (default 200)
+    - ``PERSONA_CHUNK_TOKENS``: chunk size in tokens (default 320)
     - ``PERSONA_MAX_QUESTION_TOKENS``: longest question accepted (default 2000)
     - ``PERSONA_TIMEOUT``: seconds per LLM request (default 60)
+    - ``PERSONA_MAX_RETRIES``: retries of an LLM request after 429, 5xx or a timeout (default 3)
+    - ``PERSONA_CONTEXT_TOKENS``: the chat model's context window; the prompt is packed to fit
+      (default per model: 128000 for OpenAI's gpt-4o/4.1/5 families, 2048 for SmolLM2, else 4096)
+    - ``PERSONA_MAX_TOKENS``: longest answer in tokens (default 512; 256 for models with a 2048 window)
+    - ``PERSONA_TEMPERATURE``: sampling temperature of the LLM backends (default 0.2)
+    - ``PERSONA_LOCAL_MODEL``: path of a GGUF file for the local backend (default: the bundled SmolLM2)
     - ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``: the openai backend and embedder
     """
 
@@ -82,13 +95,16 @@ class Settings:
     chroma_url: str | None = None
     strict: bool = False
     top_k: int = 5
-    chunk_tokens: int = 200
+    chunk_tokens: int = 320
     max_question_tokens: int = 2000
     timeout: float = 60.0
     max_retries: int = 3
     openai_api_key: str | None = None
     openai_base_url: str | None = None
     local_model_path: str | None = None
+    context_tokens: int | None = None  # None: per-model default (agent.accounting.context_window)
+    max_tokens: int | None = None  # None: per-model default (agent.accounting.completion_budget)
+    temperature: float = 0.2
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -104,13 +120,16 @@ class Settings:
             chroma_url=e.get("PERSONA_CHROMA_URL") or None,
             strict=_bool(e, "PERSONA_STRICT", False),
             top_k=_int(e, "PERSONA_TOP_K", 5),
-            chunk_tokens=_int(e, "PERSONA_CHUNK_TOKENS", 200),
+            chunk_tokens=_int(e, "PERSONA_CHUNK_TOKENS", 320),
             max_question_tokens=_int(e, "PERSONA_MAX_QUESTION_TOKENS", 2000),
             timeout=_float(e, "PERSONA_TIMEOUT", 60.0),
             max_retries=_int(e, "PERSONA_MAX_RETRIES", 3),
             openai_api_key=e.get("OPENAI_API_KEY") or None,
             openai_base_url=e.get("OPENAI_BASE_URL") or None,
             local_model_path=e.get("PERSONA_LOCAL_MODEL") or None,
+            context_tokens=_opt_int(e, "PERSONA_CONTEXT_TOKENS", 4096),
+            max_tokens=_opt_int(e, "PERSONA_MAX_TOKENS", 512),
+            temperature=_float(e, "PERSONA_TEMPERATURE", 0.2),
         )
 
     def replace(self, **changes: object) -> Settings:

@@ -17,7 +17,7 @@ from pathlib import Path
 from agent.compose import Scored
 
 CALIBRATION = Path(__file__).with_name("abstain.json")
-FEATURES = ("best_dense", "best_lift", "best_lexical", "top3_lift")
+FEATURES = ("best_dense", "top3_lift", "best_lexical", "cross")
 
 # Words that start with a capital letter in a question for grammar's sake, not because they name something.
 _GENERIC = frozenset(
@@ -48,16 +48,18 @@ def _calibration() -> dict[str, object]:
     return {"weights": {"best_lift": 60.0, "best_lexical": 2.0}, "bias": -2.0, "threshold": 0.5}
 
 
-def features(scored: list[Scored]) -> dict[str, float]:
+def features(scored: list[Scored], question_lang: str = "en") -> dict[str, float]:
+    """Signals of coverage. ``cross`` marks a best passage in another language than the question:
+    cosines across languages run lower for the same relevance, so the rule must know."""
     if not scored:
         return {name: 0.0 for name in FEATURES}
-    best_dense = max(s.dense for s in scored)
+    best = max(scored, key=lambda s: s.dense)
     by_lift = sorted((s.lift for s in scored), reverse=True)
     return {
-        "best_dense": best_dense,
-        "best_lift": by_lift[0],
-        "best_lexical": max(s.lexical for s in scored),
+        "best_dense": best.dense,
         "top3_lift": sum(by_lift[:3]) / min(3, len(by_lift)),
+        "best_lexical": max(s.lexical for s in scored),
+        "cross": 0.0 if best.window.lang == question_lang else 1.0,
     }
 
 
@@ -89,13 +91,15 @@ def unknown_terms(question: str, corpus_text: str) -> tuple[str, ...]:
             # A sentence-initial capital is grammar; only all-caps or digits still count there.
             if not (term.isupper() or any(ch.isdigit() for ch in term)):
                 continue
-        if term.lower() not in lowered:
+        # "NaNs" is the "NaN" the diary mentions: a plural is not a new name.
+        variants = {term.lower(), term.lower().removesuffix("s"), term.lower().removesuffix("'s")}
+        if not any(v and v in lowered for v in variants):
             found.append(term)
     return tuple(dict.fromkeys(found))
 
 
-def assess(question: str, scored: list[Scored], corpus_text: str) -> Coverage:
-    feats = features(scored)
+def assess(question: str, scored: list[Scored], corpus_text: str, question_lang: str = "en") -> Coverage:
+    feats = features(scored, question_lang)
     p = probability(feats)
     unknown = unknown_terms(question, corpus_text)
     return Coverage(covered=p >= threshold() and not unknown, probability=p, features=feats, unknown_terms=unknown)

@@ -112,7 +112,9 @@ def get_persona(persona: str, settings: Settings | None = None) -> PersonaCard:
     return card
 
 
-def save_user_persona(settings: Settings, persona: str, folder: Path, sources: list[str], name: str | None = None) -> PersonaCard:
+def save_user_persona(
+    settings: Settings, persona: str, folder: Path, sources: list[str], name: str | None = None
+) -> PersonaCard:
     """Write (or refresh) a user persona's card: its folder and the files found in it."""
     validate_persona_id(persona)
     if persona in bundled_personas():

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -23,6 +24,7 @@ _FOLLOW_UP = re.compile(
     r"|^(그|그때|그래서|그럼|그다음|그 다음|왜|다음|이후|그 후)",
     re.IGNORECASE,
 )
+log = logging.getLogger(__name__)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 
@@ -32,7 +34,7 @@ def clean_question(question: object, max_tokens: int) -> str:
         raise InputError(f"the question must be text, not {type(question).__name__}")
     text = unicodedata.normalize("NFC", _CONTROL.sub(" ", question)).strip()
     if not text:
-        raise InputError("the question is empty: ask something, e.g. \"What went wrong in your first big training run?\"")
+        raise InputError('the question is empty: ask something, e.g. "What went wrong in your first big training run?"')
     # Count tokens only when the length could be near the cap: a 100,000-character paste is refused cheaply.
     if len(text) > max_tokens * 8 or count_tokens(text) > max_tokens:
         raise InputError(
@@ -57,6 +59,21 @@ def normalize_history(history: Sequence[Any] | None, limit: int = 8) -> list[dic
             if isinstance(bot, str) and bot.strip():
                 out.append({"role": "assistant", "content": bot})
     return out[-limit:]
+
+
+Condenser = Callable[[str, list[dict[str, str]]], str]
+
+
+def standalone_question(question: str, history: list[dict[str, str]], condenser: Condenser | None = None) -> str:
+    """The follow-up rewritten by the backend's LLM when it has one, else (or if that fails) by the heuristic."""
+    if condenser is None or not history:
+        return condense(question, history)
+    try:
+        rewritten = condenser(question, history).strip()
+    except Exception as exc:  # an LLM hiccup must not cost the answer: the heuristic still works
+        log.info("LLM condensing failed (%s); using the heuristic", exc)
+        return condense(question, history)
+    return rewritten or condense(question, history)
 
 
 def condense(question: str, history: list[dict[str, str]]) -> str:
@@ -117,16 +134,18 @@ class Agent:
     # --- the pipeline --------------------------------------------------------------------
 
     def prepare(
-        self, question: str, persona: str, history: Sequence[Any] | None
+        self, question: str, persona: str, history: Sequence[Any] | None, condenser: Condenser | None = None
     ) -> tuple[str, PersonaCard, list[dict[str, str]], str, list[Retrieved], list[Any], Coverage]:
         text = clean_question(question, self.settings.max_question_tokens)
         card = get_persona(persona, self.settings)
         hist = normalize_history(history)
-        standalone = condense(text, hist)
+        standalone = standalone_question(text, hist, condenser)
         vector = self.embedder.embed_query(standalone)
         passages = self.retriever.retrieve(standalone, self.settings.top_k, card.id, vector=vector)
-        scored = score_windows(standalone, vector, windows(candidate_sentences(passages)), self.sentences, self.idf(card.id))
-        coverage = assess(text, scored, self.corpus_text(card.id))
+        scored = score_windows(
+            standalone, vector, windows(candidate_sentences(passages)), self.sentences, self.idf(card.id)
+        )
+        coverage = assess(text, scored, self.corpus_text(card.id), detect_lang(text))
         return text, card, hist, standalone, passages, scored, coverage
 
     def ask_stream(
@@ -139,7 +158,9 @@ class Agent:
     ) -> Iterator[str | Answer]:
         """Yield the answer's text as it is produced, then the final verified ``Answer``."""
         name = resolve_name(backend, self.settings)
-        text, card, hist, standalone, passages, scored, coverage = self.prepare(question, persona, history)
+        # A backend with an LLM may rewrite follow-ups itself (``condense(question, history) -> str``).
+        condenser = getattr(self.backend(name), "condense", None)
+        text, card, hist, standalone, passages, scored, coverage = self.prepare(question, persona, history, condenser)
         lang = detect_lang(text)
         if not coverage.covered:
             topics = list(dict.fromkeys(r.chunk.title for r in passages))

@@ -120,7 +120,9 @@ def _fuse(dense: list[tuple[Chunk, float]], lexical: list[tuple[int, float]], ch
         lex_score[chunk.id] = score
         chunk_of.setdefault(chunk.id, chunk)
     ranked = sorted(fused, key=lambda cid: -fused[cid])
-    return [Retrieved(chunk=chunk_of[c], score=fused[c], dense=dense_score.get(c), lexical=lex_score.get(c)) for c in ranked]
+    return [
+        Retrieved(chunk=chunk_of[c], score=fused[c], dense=dense_score.get(c), lexical=lex_score.get(c)) for c in ranked
+    ]
 
 
 def _jaccard(a: set[str], b: set[str]) -> float:

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from agent.types import Chunk, Entry
 from knowledge.text import count_tokens, split_sentences
 
-DEFAULT_MAX_TOKENS = 200
+DEFAULT_MAX_TOKENS = 320
 
 
 def content_hash(text: str) -> str:

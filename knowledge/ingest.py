@@ -67,6 +67,7 @@ def ingest(
     chunk_tokens: int,
     progress: bool = False,
     on_commit: Callable[[], None] | None = None,
+    batch_size: int = EMBED_BATCH,
 ) -> IngestReport:
     """Bring the persona's index in line with ``paths``; files missing from ``paths`` are removed.
 
@@ -111,7 +112,7 @@ def ingest(
     fresh = [c for c in to_check if c.id not in existing]
     kept = [c for c in to_check if c.id in existing]
     old_ids = old.ids
-    _embed_and_add(store, persona, fresh, progress)
+    _embed_and_add(store, persona, fresh, progress, batch_size)
     report.embedded = len(fresh)
     # A kept chunk keeps its text and vector but may sit at new offsets: refresh its metadata.
     stored = {c.id: c for c in store.get_chunks(persona, [c.id for c in kept])}
@@ -137,7 +138,7 @@ def ingest(
     return report
 
 
-def _embed_and_add(store: Store, persona: str, chunks: list[Chunk], progress: bool) -> None:
+def _embed_and_add(store: Store, persona: str, chunks: list[Chunk], progress: bool, batch_size: int) -> None:
     if not chunks:
         return
     bar = None
@@ -146,8 +147,8 @@ def _embed_and_add(store: Store, persona: str, chunks: list[Chunk], progress: bo
 
         bar = tqdm(total=len(chunks), desc=f"embedding {persona}", unit="chunk", file=sys.stderr, leave=False)
     try:
-        for i in range(0, len(chunks), EMBED_BATCH):
-            batch = chunks[i : i + EMBED_BATCH]
+        for i in range(0, len(chunks), batch_size):
+            batch = chunks[i : i + batch_size]
             vectors = store.embedder.embed_documents([passage_text(c) for c in batch])
             store.add(persona, batch, vectors)  # each batch lands on its own: a crash keeps the work done
             if bar is not None:

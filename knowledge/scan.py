@@ -10,10 +10,26 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # Phrases addressed to a model rather than written by a diarist. English and Korean.
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("override", re.compile(r"\b(ignore|disregard|forget)\b.{0,40}\b(previous|prior|above|all|earlier)\b.{0,20}\b(instructions?|rules|prompts?)", re.I)),
+    (
+        "override",
+        re.compile(
+            r"\b(ignore|disregard|forget)\b.{0,40}\b(previous|prior|above|all|earlier)\b.{0,20}\b(instructions?|rules|prompts?)",
+            re.I,
+        ),
+    ),
     ("role", re.compile(r"\b(you are now|from now on,? you|act as|pretend to be|new persona)\b", re.I)),
-    ("prompt-leak", re.compile(r"\b(system prompt|reveal (your|the) (prompt|instructions)|print (your|the) instructions)\b", re.I)),
-    ("addressed-to-ai", re.compile(r"\b(assistant|AI|language model|LLM|chatbot)\s*[:,]\s*(please\s+)?(ignore|say|reply|respond|output|print)\b", re.I)),
+    (
+        "prompt-leak",
+        re.compile(r"\b(system prompt|reveal (your|the) (prompt|instructions)|print (your|the) instructions)\b", re.I),
+    ),
+    (
+        "addressed-to-ai",
+        re.compile(
+            r"\b(assistant|AI|language model|LLM|chatbot)\s*[:,]\s*(please\s+)?"
+            r"(ignore|say|reply|respond|output|print)\b",
+            re.I,
+        ),
+    ),
     ("exfiltration", re.compile(r"!\[[^\]]*\]\(\s*https?://", re.I)),
     ("html", re.compile(r"<\s*(script|iframe|img|object|embed|svg|style|link|meta)\b", re.I)),
     ("override-ko", re.compile(r"(이전|위의|앞의|모든)\s*(지시|명령|지침|규칙).{0,10}(무시|잊)")),

@@ -160,7 +160,12 @@ class Store:
                 ids=[f"{manifest.collection}::{r.source}" for r in recs],
                 documents=[json.dumps(r.ids) for r in recs],
                 metadatas=[
-                    {"collection": manifest.collection, "source": r.source, "sha256": r.sha256, "chunk_tokens": r.chunk_tokens}
+                    {
+                        "collection": manifest.collection,
+                        "source": r.source,
+                        "sha256": r.sha256,
+                        "chunk_tokens": r.chunk_tokens,
+                    }
                     for r in recs
                 ],
                 embeddings=[[0.0] * 1 + [1.0] for _ in recs],
@@ -194,7 +199,9 @@ class Store:
 
     def update_metadata(self, persona: str, chunks: Sequence[Chunk]) -> None:
         if chunks:
-            self._call(self._collection(persona).update, ids=[c.id for c in chunks], metadatas=[c.metadata() for c in chunks])
+            self._call(
+                self._collection(persona).update, ids=[c.id for c in chunks], metadatas=[c.metadata() for c in chunks]
+            )
 
     def get_chunks(self, persona: str, ids: Sequence[str]) -> list[Chunk]:
         if not ids:

@@ -55,7 +55,9 @@ def resolve_name(name: str | None, settings: Settings) -> str:
     _load_optional()
     name = (name or settings.backend or "auto").strip().lower()
     if name == "auto":
-        return "openai" if (settings.openai_api_key or settings.openai_base_url) and "openai" in BACKENDS else "extractive"
+        return (
+            "openai" if (settings.openai_api_key or settings.openai_base_url) and "openai" in BACKENDS else "extractive"
+        )
     if name not in BACKENDS:
         raise ConfigError(f"unknown backend {name!r}: choose one of auto, {', '.join(sorted(BACKENDS))}")
     return name

@@ -1,0 +1,1 @@
+"""Evaluation step: offline faithfulness checking and its metrics (imports nothing heavy)."""

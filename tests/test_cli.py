@@ -1,0 +1,90 @@
+"""The `persona` command, run as a user runs it: a subprocess with its own environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def persona(*args: str, home: Path, check: bool = False, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "PERSONA_HOME": str(home), **env}
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args], capture_output=True, text=True, env=environ, check=check, timeout=300
+    )
+
+
+def test_ask_json_has_a_valid_citation(indexed_home: Path) -> None:
+    out = persona("ask", "What went wrong in your first big training run?", "--json", home=indexed_home, check=True)
+    answer = json.loads(out.stdout)
+    assert answer["backend"] == "extractive" and not answer["abstained"]
+    text = (Path("knowledge/sources") / answer["citations"][0]["source"]).read_text("utf-8")
+    for c in answer["citations"]:
+        assert text[c["start"] : c["end"]] == c["quote"]
+
+
+def test_personas_lists_the_four(indexed_home: Path) -> None:
+    out = persona("personas", "--json", home=indexed_home, check=True)
+    assert [p["id"] for p in json.loads(out.stdout)][:4] == ["raj", "diarist", "intern", "newcomer"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("ask", "hi", "--persona", "nobody"), "unknown persona 'nobody'"),
+        (("ask", "   "), "the question is empty"),
+        (("ask", "hi", "--backend", "magic"), "unknown backend 'magic'"),
+        (("ingest", "/no/such/folder", "--persona", "me"), "does not exist"),
+        (("ingest", "."), "give --persona NAME"),
+    ],
+)
+def test_errors_are_one_line_and_nonzero(indexed_home: Path, args: tuple[str, ...], message: str) -> None:
+    out = persona(*args, home=indexed_home)
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_missing_index_tells_how_to_build_it(tmp_path: Path) -> None:
+    out = persona("ask", "What went wrong?", home=tmp_path)
+    assert out.returncode == 2 and "run `persona ingest`" in out.stderr
+
+
+def test_ingest_own_folder_then_ask_then_reingest_embeds_nothing(tmp_path: Path) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "lab.md").write_text(
+        "# The cluster outage\nOn Tuesday the cluster went down for nine hours and we lost a checkpoint.\n"
+        "# Reading group\nWe read a paper about sparse autoencoders and argued about features.\n",
+        encoding="utf-8",
+    )
+    (notes / "broken.txt").write_bytes(b"\xff\xfe\x00\x00garbage")
+    home = tmp_path / "home"
+    first = persona("ingest", str(notes), "--persona", "me", "--json", home=home, check=True)
+    report = json.loads(first.stdout)
+    assert report["added"] == report["embedded"] == 2
+    assert report["personas"][0]["skipped"][0]["file"] == "broken.txt"
+    second = json.loads(persona("ingest", "--persona", "me", "--json", home=home, check=True).stdout)
+    assert second["embedded"] == 0 and second["added"] == 0 and second["unchanged"] == 2
+    listed = persona("personas", "--json", home=home, check=True)
+    assert "me" in [p["id"] for p in json.loads(listed.stdout)]
+    answer = json.loads(persona("ask", "How long was the cluster down?", "--persona", "me", "--json", home=home).stdout)
+    assert not answer["abstained"]
+    assert any("nine hours" in c["quote"] for c in answer["citations"])
+
+
+def test_help_mentions_every_command() -> None:
+    out = subprocess.run([sys.executable, "-m", "agent", "--help"], capture_output=True, text=True, check=True)
+    for word in ("ingest", "ask", "personas", "serve", "PERSONA_HOME", "OPENAI_API_KEY"):
+        assert word in out.stdout
+
+
+def test_second_full_ingest_embeds_nothing(tmp_path: Path) -> None:
+    first = json.loads(persona("ingest", "--json", home=tmp_path, check=True).stdout)
+    assert first["embedded"] == first["chunks"] > 0
+    second = json.loads(persona("ingest", "--json", home=tmp_path, check=True).stdout)
+    assert second["embedded"] == 0 and second["unchanged"] == first["chunks"]

@@ -1,0 +1,96 @@
+"""Loaders on the bundled files and on bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.config import BUNDLED_SOURCES
+from knowledge.loaders import LoadError, load_document, split_entries
+
+EN = BUNDLED_SOURCES / "raj-diary.en.txt"
+KO = BUNDLED_SOURCES / "raj-diary.ko.txt"
+
+
+def test_diary_entry_counts_and_titles() -> None:
+    en = load_document(EN)
+    ko = load_document(KO)
+    assert len(en.entries) == 6
+    assert len(ko.entries) == 8
+    assert en.entries[0].title == "First Steps as a Researcher"
+    assert en.entries[4].title == "The Day I Realized Unlearning Isn't Really Forgetting"
+    assert ko.entries[1].title == "첫 대규모 모델 학습의 악몽"
+    assert {e.lang for e in en.entries} == {"en"}
+    assert {e.lang for e in ko.entries} == {"ko"}
+
+
+@pytest.mark.parametrize("path", sorted(BUNDLED_SOURCES.glob("*.txt")), ids=lambda p: p.name)
+def test_offsets_round_trip_and_cover_the_file(path: Path) -> None:
+    doc = load_document(path)
+    assert doc.entries, "every bundled file has entries"
+    covered = [False] * len(doc.text)
+    previous_end = 0
+    for entry in doc.entries:
+        assert doc.text[entry.start : entry.end] == entry.text
+        assert entry.start >= previous_end, "entries are in order and do not overlap"
+        previous_end = entry.end
+        for i in range(entry.start, entry.end):
+            covered[i] = True
+    # What no entry holds is heading lines only: every word of the writing is in some entry.
+    outside_lines = "".join(ch if not c else "\n" for ch, c in zip(doc.text, covered, strict=True)).split("\n")
+    titles = {e.title for e in doc.entries}
+    for line in (ln.strip() for ln in outside_lines):
+        if line:
+            heading = line[4:-1].replace("_", " ").strip() if line.startswith("## [") else line
+            assert heading in titles, f"text outside every entry: {line!r}"
+
+
+def test_essay_sections_use_their_headings() -> None:
+    doc = load_document(BUNDLED_SOURCES / "essay-internship-reflections.txt")
+    titles = [e.title for e in doc.entries]
+    assert "1. From Theory to Reproducibility" in titles
+    assert "5. How The Internship Re-wired My Research Mindset" in titles
+
+
+def test_markdown_headings_and_front_matter(tmp_path: Path) -> None:
+    note = tmp_path / "note.md"
+    note.write_text("---\nprivate: true\n---\n# Monday\nWe trained.\n\n# Tuesday\nIt broke.\n", encoding="utf-8")
+    doc = load_document(note)
+    assert doc.private is True
+    assert [e.title for e in doc.entries] == ["Monday", "Tuesday"]
+    assert [e.text for e in doc.entries] == ["We trained.", "It broke."]
+
+
+def test_malformed_headings_still_load() -> None:
+    text = "## [Unclosed heading\nbody one\n## []\nbody two\n## [ok_title]\n\n"
+    entries = split_entries(text, "x.txt")
+    assert all(e.title and e.text for e in entries)
+    joined = "\n".join(e.text for e in entries)
+    assert "body one" in joined and "body two" in joined
+    for e in entries:
+        assert text[e.start : e.end] == e.text
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "empty file"),
+        (b"   \n\t\n", "only white space"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00IHDR", "binary"),
+        (b"caf\xe9 au lait", "not UTF-8"),
+    ],
+)
+def test_bad_files_raise_with_reason(tmp_path: Path, content: bytes, reason: str) -> None:
+    path = tmp_path / "bad.txt"
+    path.write_bytes(content)
+    with pytest.raises(LoadError) as err:
+        load_document(path)
+    assert reason in err.value.reason
+
+
+def test_huge_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "huge.txt"
+    path.write_bytes(b"a" * 5_000_001)
+    with pytest.raises(LoadError, match="too large"):
+        load_document(path)
