@@ -86,7 +86,7 @@ class Window:
         return " ".join(s.text for s in self.sentences)
 
 
-def windows(sentences: Sequence[Sentence], size: int = 3) -> list[Window]:
+def windows(sentences: Sequence[Sentence], size: int = 4) -> list[Window]:
     """Every run of up to ``size`` consecutive sentences within one passage."""
     by_passage: dict[int, list[Sentence]] = {}
     for s in sentences:
@@ -139,7 +139,10 @@ def score_windows(
     return sorted(out, key=lambda x: -x.score)
 
 
-def select(scored: Sequence[Scored], question_lang: str, max_windows: int = 1) -> list[Sentence]:
+MARGIN = 0.04  # a second window must score within this of the best to join the answer
+
+
+def select(scored: Sequence[Scored], question_lang: str, max_windows: int = 2) -> list[Sentence]:
     """The sentences of the best window(s), preferring the question's language when it is a
     near tie, never two windows of one passage that overlap; in reading order."""
     if not scored:
@@ -148,7 +151,7 @@ def select(scored: Sequence[Scored], question_lang: str, max_windows: int = 1) -
     ranked = sorted(scored, key=lambda x: -(x.score + (0.01 if x.window.lang == question_lang else 0.0)))
     chosen: list[Window] = []
     for cand in ranked:
-        if len(chosen) >= max_windows or cand.score < top - 0.02:
+        if len(chosen) >= max_windows or cand.score < top - MARGIN:
             break
         if chosen and (cand.window.lang != chosen[0].lang or any(_overlaps(cand.window, c) for c in chosen)):
             continue
