@@ -48,18 +48,17 @@ def _calibration() -> dict[str, object]:
     return {"weights": {"best_lift": 60.0, "best_lexical": 2.0}, "bias": -2.0, "threshold": 0.5}
 
 
-def features(scored: list[Scored], question_lang: str = "en") -> dict[str, float]:
-    """Signals of coverage. ``cross`` marks a best passage in another language than the question:
-    cosines across languages run lower for the same relevance, so the rule must know."""
+def features(scored: list[Scored], question_lang: str = "en", persona_langs: tuple[str, ...] = ()) -> dict[str, float]:
+    """Signals of coverage. ``cross`` marks a question the writings can only answer in another
+    language: cosines across languages run lower for the same relevance, so the rule must know."""
     if not scored:
         return {name: 0.0 for name in FEATURES}
-    best = max(scored, key=lambda s: s.dense)
     by_lift = sorted((s.lift for s in scored), reverse=True)
     return {
-        "best_dense": best.dense,
+        "best_dense": max(s.dense for s in scored),
         "top3_lift": sum(by_lift[:3]) / min(3, len(by_lift)),
         "best_lexical": max(s.lexical for s in scored),
-        "cross": 0.0 if best.window.lang == question_lang else 1.0,
+        "cross": 0.0 if question_lang in persona_langs else 1.0,
     }
 
 
@@ -98,8 +97,14 @@ def unknown_terms(question: str, corpus_text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def assess(question: str, scored: list[Scored], corpus_text: str, question_lang: str = "en") -> Coverage:
-    feats = features(scored, question_lang)
+def assess(
+    question: str,
+    scored: list[Scored],
+    corpus_text: str,
+    question_lang: str = "en",
+    persona_langs: tuple[str, ...] = (),
+) -> Coverage:
+    feats = features(scored, question_lang, persona_langs)
     p = probability(feats)
     unknown = unknown_terms(question, corpus_text)
     return Coverage(covered=p >= threshold() and not unknown, probability=p, features=feats, unknown_terms=unknown)

@@ -17,6 +17,7 @@ from agent.coverage import Coverage, abstain_text, assess
 from agent.errors import InputError
 from agent.personas import DEFAULT_PERSONA, PersonaCard, get_persona
 from agent.types import Answer, Retrieved
+from knowledge.scan import instruction_like
 from knowledge.text import count_tokens, detect_lang
 
 _FOLLOW_UP = re.compile(
@@ -25,7 +26,21 @@ _FOLLOW_UP = re.compile(
     re.IGNORECASE,
 )
 log = logging.getLogger(__name__)
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+# C0/C1 controls, zero-width characters, bidi overrides and the BOM: invisible, and able to hide text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+# A part of a term a refusal may repeat: a word, an acronym, a number, a model-style name (GPT-4o, H100, bf16).
+_NAME_PART = re.compile(
+    r"[A-Za-z][a-z]*(?:[A-Z][a-z]*)*|[A-Z]{2,}[a-z]?|\d{1,4}[a-z]?|[A-Za-z]{2,}\d+(?:\.\d+)?[a-z]?|[A-Z]\d+"
+)
+
+
+def speakable(terms: Sequence[str], limit: int = 3) -> tuple[str, ...]:
+    """The question's unknown terms a refusal may name: names, not codes like "PWNED-7f3a".
+
+    Repeating an arbitrary string from the question would let anyone make the persona say it.
+    """
+    ok = [t for t in terms if len(t) <= 30 and all(_NAME_PART.fullmatch(p) for p in re.split(r"[-']", t) if p)]
+    return tuple(ok[:limit])
 
 
 def clean_question(question: object, max_tokens: int) -> str:
@@ -46,6 +61,11 @@ def clean_question(question: object, max_tokens: int) -> str:
 
 def normalize_history(history: Sequence[Any] | None, limit: int = 8) -> list[dict[str, str]]:
     """History as ``[{"role": "user"|"assistant", "content": str}]``; also takes (user, assistant) pairs."""
+    if history is not None and not isinstance(history, (list, tuple)):
+        raise InputError(
+            f"the history must be a list of turns like {{'role': 'user', 'content': '...'}}, "
+            f"not {type(history).__name__}"
+        )
     out: list[dict[str, str]] = []
     for item in history or []:
         if isinstance(item, dict):
@@ -142,10 +162,12 @@ class Agent:
         standalone = standalone_question(text, hist, condenser)
         vector = self.embedder.embed_query(standalone)
         passages = self.retriever.retrieve(standalone, self.settings.top_k, card.id, vector=vector)
-        scored = score_windows(
-            standalone, vector, windows(candidate_sentences(passages)), self.sentences, self.idf(card.id)
+        # A sentence the ingest scan would flag (an instruction planted in a source) is never quoted.
+        sentences = [s for s in candidate_sentences(passages) if instruction_like(s.text) is None]
+        scored = score_windows(standalone, vector, windows(sentences), self.sentences, self.idf(card.id))
+        coverage = assess(
+            text, scored, self.corpus_text(card.id), detect_lang(text), self.retriever.index(card.id).langs
         )
-        coverage = assess(text, scored, self.corpus_text(card.id), detect_lang(text))
         return text, card, hist, standalone, passages, scored, coverage
 
     def ask_stream(
@@ -163,8 +185,9 @@ class Agent:
         text, card, hist, standalone, passages, scored, coverage = self.prepare(question, persona, history, condenser)
         lang = detect_lang(text)
         if not coverage.covered:
-            topics = list(dict.fromkeys(r.chunk.title for r in passages))
-            message = abstain_text(lang, topics, coverage.unknown_terms)
+            # A planted entry's title may be an instruction too: the refusal never names it.
+            topics = list(dict.fromkeys(r.chunk.title for r in passages if instruction_like(r.chunk.title) is None))
+            message = abstain_text(lang, topics, speakable(coverage.unknown_terms))
             yield message
             yield Answer(
                 text=message,

