@@ -209,7 +209,7 @@ def test_html_in_sources_renders_inert(browser: Any, garden_url: str) -> None:
         page = open_page(context, garden_url)
         page.locator("#persona label", has_text="The Gardener").click()
         page.wait_for_function("() => document.querySelector('#chat').innerText.includes('The Gardener')")
-        ask(page, "How did you label the tomato bed?")
+        ask(page, "How tall did your tomato plants grow this summer?")
         wait_for_answers(page, 1)
         page.locator(f"{BOT} button.cite").last.click()
         page.locator("#sources mark").wait_for(timeout=10_000)
@@ -223,10 +223,12 @@ def test_html_in_sources_renders_inert(browser: Any, garden_url: str) -> None:
                })"""
         )
         assert found == {"imgX": 0, "remoteImg": 0, "scripts": 0, "flags": [None, None]}
-        chat_text = page.locator(BOT).last.inner_text()
-        assert '<img src=x onerror="window.__xssImg=1">' in chat_text  # shown as the text it is
-        assert "<script>window.__xssScript=1</script>" in chat_text
+        # The extractive backend does not quote sentences the ingest scan flags (see
+        # test_security), so the markup reaches the page through the sources panel, which
+        # shows the passage around the quote: there it must be text, not tags.
         panel = page.locator("#sources .src-context").inner_text()
+        assert '<img src=x onerror="window.__xssImg=1">' in panel  # shown as the text it is
+        assert "<script>window.__xssScript=1</script>" in panel
         assert "![tomato](https://evil.example/track.png)" in panel
         assert hosts == {garden_url.split("/")[2]}  # nothing was fetched from anywhere else
     finally:
