@@ -79,10 +79,10 @@ class Settings:
     - ``PERSONA_TIMEOUT``: seconds per LLM request (default 60)
     - ``PERSONA_MAX_RETRIES``: retries of an LLM request after 429, 5xx or a timeout (default 3)
     - ``PERSONA_CONTEXT_TOKENS``: the chat model's context window; the prompt is packed to fit
-      (default per model: 128000 for OpenAI's gpt-4o/4.1/5 families, 2048 for SmolLM2, else 4096)
+      (default per model: OpenAI's published window for known models, 2048 for SmolLM2, else 4096)
     - ``PERSONA_MAX_TOKENS``: longest answer in tokens (default 512; 256 for models with a 2048 window)
     - ``PERSONA_TEMPERATURE``: sampling temperature of the LLM backends (default 0.2)
-    - ``PERSONA_LOCAL_MODEL``: path of a GGUF file for the local backend (default: the bundled SmolLM2)
+    - ``PERSONA_LOCAL_MODEL``: the local backend's GGUF: a path, or smollm2 (bundled, default) or gemma3-270m
     - ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``: the openai backend and embedder
     """
 
