@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evals import attacks, run
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Licensed evaluation data lives next to the repository, never inside it.
@@ -230,6 +231,8 @@ COMMANDS: dict[str, Command] = {
         "fit the checker on labelled data, write evals/calibration.json", _calibrate_args, cmd_calibrate
     ),
     "report": Command("AUROC / balanced accuracy / F1 per slice, next to the floor", _report_args, cmd_report),
+    "attacks": Command("run the attack probes against a backend, count the wins", attacks.configure, attacks.main),
+    "run": Command("answer the gold questions, score them; write results.json, report.html", run.configure, run.main),
 }
 
 

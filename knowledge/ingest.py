@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from agent.errors import IngestError
 from agent.types import Chunk
+from knowledge import privacy
 from knowledge.chunking import chunk_entries
 from knowledge.loaders import SUPPORTED_SUFFIXES, LoadError, load_document
 from knowledge.store import FileRecord, Manifest
@@ -35,7 +36,7 @@ class IngestReport:
     files: int = 0  # files ingested
     files_changed: list[str] = field(default_factory=list)
     files_removed: list[str] = field(default_factory=list)
-    private: list[str] = field(default_factory=list)  # files marked private: indexed for nothing
+    private: list[str] = field(default_factory=list)  # private files, and "file#title" of private entries
     skipped: list[dict[str, str]] = field(default_factory=list)  # {"file", "reason"}
     warnings: list[dict[str, str]] = field(default_factory=list)  # {"file", "title", "warning"}
 
@@ -95,7 +96,9 @@ def ingest(
         if doc.private:
             report.private.append(source)
             continue
-        sha = hashlib.sha256(doc.text.encode("utf-8")).hexdigest()
+        report.private.extend(f"{source}#{title}" for title in doc.private_entries)
+        # Which entries are private is part of what gets indexed: marking one re-indexes the file.
+        sha = hashlib.sha256((doc.text + privacy.fingerprint(doc.private_entries)).encode("utf-8")).hexdigest()
         prev = old.files.get(source)
         if prev is not None and prev.sha256 == sha and prev.chunk_tokens == chunk_tokens:
             new.files[source] = prev

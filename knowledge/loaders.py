@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.types import Entry
+from knowledge import privacy
 from knowledge.text import detect_lang
 
 SUPPORTED_SUFFIXES = (".txt", ".md")
@@ -14,8 +15,9 @@ MAX_FILE_BYTES = 5_000_000  # a diary is text: anything larger is more likely a 
 
 # `## [Title_With_Underscores]`: the diary heading. Markdown headings `# Title` … `###### Title`
 # are read too, so a user's own notes split at their headings.
-_DIARY_HEADING = re.compile(r"^##[ \t]*\[(?P<title>[^\]\n]*)\][ \t]*$", re.MULTILINE)
-_MD_HEADING = re.compile(r"^#{1,6}[ \t]+(?P<title>[^\n]*?)[ \t#]*$", re.MULTILINE)
+# A heading may end in `{private}` (knowledge/privacy.py): still a heading, the marker not in the title.
+_DIARY_HEADING = re.compile(r"^##[ \t]*\[(?P<title>[^\]\n]*)\][ \t]*" + privacy.HEADING_SUFFIX + "$", re.MULTILINE)
+_MD_HEADING = re.compile(r"^#{1,6}[ \t]+(?P<title>[^\n]*?)[ \t#]*" + privacy.HEADING_SUFFIX + "$", re.MULTILINE)
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(?P<body>.*?)\n---[ \t]*(?:\n|\Z)", re.DOTALL)
 _TITLE_END = re.compile(r"[.!?:,;)\]]$")
 
@@ -35,8 +37,9 @@ class Document:
 
     source: str
     text: str
-    entries: list[Entry]
+    entries: list[Entry]  # the public ones: entries marked private are left out
     private: bool = False
+    private_entries: tuple[str, ...] = ()  # titles of the entries left out as private
 
 
 def read_text(path: Path) -> str:
@@ -72,7 +75,15 @@ def load_document(path: Path, source: str | None = None) -> Document:
     text = read_text(path)
     source = source or path.name
     private, body_start = _front_matter(text)
-    return Document(source=source, text=text, entries=split_entries(text, source, body_start), private=private)
+    rules = privacy.load_rules(privacy.root_of(path, source))
+    entries, hidden = privacy.split_private(text, source, split_entries(text, source, body_start), rules)
+    return Document(
+        source=source,
+        text=text,
+        entries=entries,
+        private=private or rules.file_private(source),
+        private_entries=tuple(hidden),
+    )
 
 
 def _front_matter(text: str) -> tuple[bool, int]:
@@ -178,7 +189,8 @@ def _sections(text: str, source: str, body_start: int) -> list[Entry]:
     entries: list[Entry] = []
     for title, first, last in groups:
         start, end = lines[first][0], lines[last][1]
-        entry = _make_entry(text, source, title or _lead_title(text[start:end]), start, end, len(entries))
+        # A block of only punctuation ("---") has no lead phrase: it still needs a title.
+        entry = _make_entry(text, source, title or _lead_title(text[start:end]) or "Untitled", start, end, len(entries))
         if entry is not None:
             entries.append(entry)
     return entries

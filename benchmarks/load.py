@@ -1,0 +1,246 @@
+"""Benchmark step, load: concurrent chat sessions against the running page, each a distinct two-turn conversation.
+
+Each session is its own gradio_client.Client (its own browser session and gr.State). Correctness is
+checked per session (both turns answered, only its own questions in its chat); latency is the wall
+time of each answer as a client sees it, queueing included. ``python -m benchmarks.load`` writes
+benchmarks/load_results.json and prints a markdown snippet for BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import os
+import re
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+RESULTS = Path(__file__).with_name("load_results.json")
+FOLLOW_UP = {"en": "Why was that?", "ko": "왜 그랬나요?"}
+_TAG = re.compile(r"<[^>]+>")
+_CITE_TITLE = re.compile(r'<button type="button" class="cite" value="(\d+):\d+" title="([^"]*)"')
+
+
+@dataclass(frozen=True)
+class Conversation:
+    persona: str
+    lang: str
+    questions: tuple[str, ...]
+
+
+@dataclass
+class Session:
+    conversation: Conversation
+    latencies: list[float] = field(default_factory=list)  # seconds per answer
+    asked: list[str] = field(default_factory=list)  # the user messages of the returned chat
+    answered: int = 0  # turns that ended with a finished answer
+    cited: list[set[str]] = field(default_factory=list)  # per turn: the cited entries ("title — source")
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and self.answered == len(self.conversation.questions) and self.own_questions_only
+
+    @property
+    def own_questions_only(self) -> bool:
+        return self.asked == list(self.conversation.questions)
+
+    @property
+    def follow_up_on_topic(self) -> bool:
+        """The second answer cites an entry the first one cited: the follow-up stayed in this conversation."""
+        return len(self.cited) >= 2 and bool(self.cited[0] & self.cited[1])
+
+
+def conversations(n: int, settings: Any = None) -> list[Conversation]:
+    """``n`` distinct two-turn conversations: each persona's example questions, then a follow-up."""
+    from agent.personas import list_personas
+    from knowledge.text import detect_lang
+
+    pool = []
+    for card in list_personas(settings):
+        if card.bundled:
+            for q in (*card.examples_en, *card.examples_ko):
+                lang = detect_lang(q)
+                pool.append(Conversation(card.id, lang, (q, FOLLOW_UP[lang])))
+    if n > len(pool):
+        raise ValueError(f"only {len(pool)} distinct conversations available, {n} asked for")
+    # Interleave personas so concurrent sessions talk to different ones.
+    by_persona: dict[str, list[Conversation]] = {}
+    for c in pool:
+        by_persona.setdefault(c.persona, []).append(c)
+    mixed = [
+        c for rank in range(max(map(len, by_persona.values()))) for v in by_persona.values() for c in v[rank : rank + 1]
+    ]
+    return mixed[:n]
+
+
+def _text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, list):  # Gradio 6 messages: a list of {"type": "text", "text": ...}
+        content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return str(content or "")
+
+
+def run_session(url: str, conv: Conversation, backend: str, start: threading.Barrier | None = None) -> Session:
+    from gradio_client import Client
+
+    session = Session(conv)
+    try:
+        client = Client(url, verbose=False)
+        if start is not None:
+            start.wait(timeout=120)  # every session asks at the same moment
+        chat: list[dict[str, Any]] = []
+        for turn, question in enumerate(conv.questions):
+            t0 = time.perf_counter()
+            chat, box = client.predict(question, conv.persona, backend, api_name="/ask")
+            session.latencies.append(time.perf_counter() - t0)
+            last = _text(chat[-1]) if chat else ""
+            if box == "" and "answer-meta" in last and "streaming" not in last:
+                session.answered += 1
+            session.cited.append({t for n, t in _CITE_TITLE.findall(last) if int(n) == turn})
+        session.asked = [html.unescape(_TAG.sub("", _text(m))).strip() for m in chat if m.get("role") == "user"]
+    except Exception as exc:  # a failed session is a result to report, not a crash of the benchmark
+        session.error = f"{type(exc).__name__}: {exc}"
+    return session
+
+
+def run_sessions(url: str, convs: Sequence[Conversation], backend: str = "extractive") -> list[Session]:
+    """One thread and one client per conversation, all started together."""
+    results: list[Session | None] = [None] * len(convs)
+    barrier = threading.Barrier(len(convs))
+
+    def work(i: int) -> None:
+        results[i] = run_session(url, convs[i], backend, barrier)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(convs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [r for r in results if r is not None]
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (no interpolation: a reported p95 is a latency that happened)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def summarise(sessions: Sequence[Session], wall: float, backend: str) -> dict[str, Any]:
+    first = [s.latencies[0] for s in sessions if s.latencies]
+    second = [s.latencies[1] for s in sessions if len(s.latencies) > 1]
+    every = first + second
+    return {
+        "backend": backend,
+        "sessions": len(sessions),
+        "answers": sum(s.answered for s in sessions),
+        "sessions_ok": sum(s.ok for s in sessions),
+        "cross_session_leaks": sum(not s.own_questions_only for s in sessions if not s.error),
+        "follow_ups_on_topic": sum(s.follow_up_on_topic for s in sessions),
+        "errors": [s.error for s in sessions if s.error],
+        "wall_s": round(wall, 2),
+        "answers_per_s": round(len(every) / wall, 2) if wall else None,
+        "p50_s": round(percentile(every, 50), 3),
+        "p95_s": round(percentile(every, 95), 3),
+        "first_turn_p50_s": round(percentile(first, 50), 3),
+        "follow_up_p50_s": round(percentile(second, 50), 3),
+        "max_s": round(max(every, default=float("nan")), 3),
+    }
+
+
+def markdown(result: dict[str, Any], machine: str = "") -> str:
+    r = result
+    return "\n".join(
+        [
+            f"### Load: {r['sessions']} concurrent chat sessions on the page ({r['backend']} backend)",
+            "",
+            f"Each session is its own Gradio client with a distinct two-turn conversation (an example question,"
+            f" then a follow-up), all started at once{(' on ' + machine) if machine else ''}.",
+            "",
+            "| answers | sessions correct | cross-session leaks | p50 | p95 | max | throughput |",
+            "|---|---|---|---|---|---|---|",
+            f"| {r['answers']}/{2 * r['sessions']} | {r['sessions_ok']}/{r['sessions']} | {r['cross_session_leaks']} "
+            f"| {r['p50_s']:.2f} s | {r['p95_s']:.2f} s | {r['max_s']:.2f} s | {r['answers_per_s']:.2f} answers/s |",
+            "",
+            f"Latency is per answer as a client sees it, queueing included (the page runs 4 answers at a time)."
+            f" {r['follow_ups_on_topic']}/{r['sessions']} follow-ups cite an entry their first answer cited.",
+        ]
+    )
+
+
+def _index_bundled(home: Path) -> Any:
+    from agent.config import Settings
+    from agent.personas import list_personas
+    from agent.pipeline import build_agent
+    from knowledge.ingest import ingest
+
+    settings = Settings.from_env().replace(home=home)
+    agent = build_agent(settings)
+    for card in list_personas(settings):
+        if card.bundled:
+            ingest(agent.store, card.id, card.source_paths(), root=card.sources_dir, chunk_tokens=settings.chunk_tokens)
+    return agent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.load", description=__doc__)
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--backend", default="extractive")
+    parser.add_argument("--home", type=Path, help="an indexed PERSONA_HOME (default: index into a temporary one)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    from ui.app import build_app, launch
+
+    with tempfile.TemporaryDirectory(prefix="persona-load-") as tmp:
+        if args.home:
+            from agent.config import Settings
+            from agent.pipeline import build_agent
+
+            agent = build_agent(Settings.from_env().replace(home=args.home))
+        else:
+            print("indexing the bundled writings into a temporary home…", file=sys.stderr)
+            agent = _index_bundled(Path(tmp))
+        convs = conversations(args.sessions, agent.settings)
+        # Warm the model once, as a running server would be: the first answer also loads the embedder.
+        agent.ask(convs[0].questions[0], persona=convs[0].persona, backend=args.backend)
+        app = build_app(agent.ask_stream)
+        from socket import socket
+
+        with socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        launch(app, "127.0.0.1", port, block=False, quiet=True)
+        try:
+            t0 = time.perf_counter()
+            sessions = run_sessions(f"http://127.0.0.1:{port}/", convs, args.backend)
+            wall = time.perf_counter() - t0
+        finally:
+            app.close()
+    result = summarise(sessions, wall, args.backend)
+    result["cpus"] = os.cpu_count()
+    result["load_average_1m"] = round(os.getloadavg()[0], 2)
+    result["sessions_detail"] = [
+        {**asdict(s.conversation), "latencies_s": [round(x, 3) for x in s.latencies], "ok": s.ok, "error": s.error}
+        for s in sessions
+    ]
+    args.out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    print(markdown(result, f"{result['cpus']} cores"))
+    print(f"\nwrote {args.out}", file=sys.stderr)
+    return 0 if result["sessions_ok"] == result["sessions"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
