@@ -145,6 +145,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from evals.run import main as run_eval
+
+    return run_eval(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="persona",
@@ -180,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.set_defaults(func=cmd_serve)
+
+    from evals.run import configure as eval_args  # stdlib only at import: the parser stays light
+
+    p = sub.add_parser("eval", help="score the gold questions (and attack probes); write results.json, report.html")
+    eval_args(p)
+    p.set_defaults(func=cmd_eval)
     return parser
 
 
