@@ -1,0 +1,194 @@
+"""Benchmark step, orchestration: run every workload in its own process and derive ratios and targets."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks import machine
+from benchmarks.stats import ratio
+from benchmarks.workloads import Config, run_in_child
+
+OUT = Path(__file__).resolve().parent / "out"  # git-ignored: indexes, caches, the scale store
+SIZES = (1_000, 10_000, 100_000)
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def run(quick: bool = False, sizes: tuple[int, ...] = SIZES, out: Path = OUT) -> dict[str, Any]:
+    """The whole benchmark. ``quick``: ours and naive only, one repeat (under two minutes on 2 cores)."""
+    started = time.perf_counter()
+    work = out / "run"
+    shutil.rmtree(work, ignore_errors=True)  # fresh indexes: a full ingest must embed everything
+    work.mkdir(parents=True)
+    cfg = Config.quick(str(work)) if quick else Config(str(work))
+    results: dict[str, Any] = {
+        "command": "python -m benchmarks" + (" --quick" if quick else ""),
+        "quick": quick,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine.describe(),
+        "load_start": machine.load(),
+    }
+    log(f"ours (load {results['load_start']})")
+    results["ours"] = run_in_child("ours", cfg)
+    log("naive LangChain baseline")
+    results["naive"] = run_in_child("naive", cfg)
+    if not quick:
+        log("Chroma as a server")
+        results["server"] = run_in_child("server", cfg)
+        log("start-up")
+        from benchmarks.startup import startup_benchmark
+
+        results["startup"] = startup_benchmark(work / "ours-0")
+        log(f"scale {sizes} (the first run builds and caches the stores under {out}; 100k takes minutes)")
+        results["scale"] = run_in_child("scale", replace(cfg, sizes=sizes, out_dir=str(out)), timeout=7200)
+    results["load_end"] = machine.load()
+    results["duration_s"] = round(time.perf_counter() - started, 1)
+    results["ratios"] = ratios(results)
+    results["targets"] = targets(results)
+    return results
+
+
+def ratios(r: dict[str, Any]) -> dict[str, Any]:
+    ours, naive = r["ours"], r["naive"]
+    out: dict[str, Any] = {
+        "query_p50_over_query_embed": ratio(ours["query_p50_ms"], ours["query_embed_p50_ms"]),
+        "ingest_over_raw_embed": ratio(ours["ingest_chunks_per_s"], ours["embed_chunks_per_s"]),
+    }
+    vs = {}
+    for key in (
+        "chunks",
+        "ingest_s",
+        "ingest_chunks_per_s",
+        "reingest_s",
+        "query_p50_ms",
+        "query_p95_ms",
+        "ask_p50_ms",
+        "ask_p95_ms",
+        "peak_rss_mb",
+        "index_mb",
+    ):
+        vs[key] = ratio(ours[key], naive[key])
+    for persona, hit in ours["hit_at_5"].items():
+        vs[f"hit_at_5.{persona}"] = ratio(hit, naive["hit_at_5"].get(persona, float("nan")))
+    out["ours_over_naive"] = vs
+    if "scale" in r:
+        rows = r["scale"]["sizes"]
+        out["scale_p50_largest_over_smallest"] = ratio(rows[-1]["p50_ms"], rows[0]["p50_ms"])
+        out["scale_search_p50_largest_over_smallest"] = ratio(rows[-1]["search_p50_ms"], rows[0]["search_p50_ms"])
+    return out
+
+
+def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target with its measured value and whether it was met."""
+    q = r["ratios"]
+    rows = [
+        {"target": "query p50 / one query embedding", "goal": "<= 1.5", "value": q["query_p50_over_query_embed"]},
+        {
+            "target": "ingest throughput / raw embedder throughput",
+            "goal": ">= 0.9",
+            "value": q["ingest_over_raw_embed"],
+        },
+        {
+            "target": "re-ingest of an unchanged corpus embeds nothing",
+            "goal": "0 chunks",
+            "value": r["ours"]["reingest_embedded"],
+        },
+        {
+            "target": "hit@5, ours vs naive (all gold questions)",
+            "goal": ">= naive",
+            "value": r["ours"]["hit_at_5"]["all"],
+        },
+    ]
+    rows[0]["met"] = rows[0]["value"] <= 1.5
+    rows[1]["met"] = rows[1]["value"] >= 0.9
+    rows[2]["met"] = rows[2]["value"] == 0
+    rows[3]["met"] = rows[3]["value"] >= r["naive"]["hit_at_5"]["all"]
+    if "scale" in r:
+        sizes = r["scale"]["sizes"]
+        big, small = sizes[-1], sizes[0]
+        p50 = q["scale_p50_largest_over_smallest"]
+        rows.append(
+            {
+                "target": f"p50 at {big['chunks']:,} / p50 at {small['chunks']:,}",
+                "goal": "<= 2",
+                "value": p50,
+                "met": p50 <= 2,
+            }
+        )
+        recall = [s["hit_at_5"] for s in sizes]
+        rows.append(
+            {
+                "target": "planted-fact hit@5 does not fall with size",
+                "goal": f"at {big['chunks']:,} >= at {small['chunks']:,}",
+                "value": " → ".join(f"{x:.3f}" for x in recall),
+                "met": recall[-1] >= recall[0],
+            }
+        )
+    if "server" in r:
+        s = r["server"]
+        rows.append(
+            {
+                "target": "server: re-ingest embeds nothing",
+                "goal": "0 chunks",
+                "value": s["reingest_embedded"],
+                "met": s["reingest_embedded"] == 0,
+            }
+        )
+        rows.append(
+            {
+                "target": "server: citations resolve",
+                "goal": "all",
+                "value": f"{s['citations_checked'] - s['citations_bad']} of {s['citations_checked']} resolve",
+                "met": s["citations_bad"] == 0 and s["citations_checked"] > 0,
+            }
+        )
+        rows.append(
+            {
+                "target": "server down → StoreError",
+                "goal": "StoreError",
+                "value": s["down_error"].split(":")[0],
+                "met": s["down_error"].startswith("StoreError"),
+            }
+        )
+    if "startup" in r:
+        heavy = r["startup"]["heavy_after_import_agent"]
+        rows.append(
+            {
+                "target": "`import agent` loads no heavy library",
+                "goal": "none",
+                "value": ", ".join(heavy) or "none",
+                "met": not heavy,
+            }
+        )
+    return rows
+
+
+def flat(r: dict[str, Any]) -> dict[str, Any]:
+    """The one-object summary of ``--json``: the headline figures first, everything else nested."""
+    ours, naive = r["ours"], r["naive"]
+    return {
+        "query_p50_ms": ours["query_p50_ms"],
+        "query_p95_ms": ours["query_p95_ms"],
+        "query_embed_p50_ms": ours["query_embed_p50_ms"],
+        "ingest_chunks_per_s": ours["ingest_chunks_per_s"],
+        "embed_chunks_per_s": ours["embed_chunks_per_s"],
+        "hit_at_5": ours["hit_at_5"]["all"],
+        "ask_p50_ms": ours["ask_p50_ms"],
+        "naive_query_p50_ms": naive["query_p50_ms"],
+        "naive_hit_at_5": naive["hit_at_5"]["all"],
+        "naive_ingest_chunks_per_s": naive["ingest_chunks_per_s"],
+        "query_p50_over_query_embed": r["ratios"]["query_p50_over_query_embed"],
+        "ingest_over_raw_embed": r["ratios"]["ingest_over_raw_embed"],
+        "load_start": r["load_start"],
+        "load_end": r["load_end"],
+        "duration_s": r["duration_s"],
+        "details": r,
+    }

