@@ -140,6 +140,7 @@ def score_windows(
 
 
 MARGIN = 0.04  # a second window must score within this of the best to join the answer
+GAP = 3  # sentences between two chosen windows of one passage that are quoted to join them
 
 
 def select(scored: Sequence[Scored], question_lang: str, max_windows: int = 2) -> list[Sentence]:
@@ -157,7 +158,22 @@ def select(scored: Sequence[Scored], question_lang: str, max_windows: int = 2) -
             continue
         chosen.append(cand.window)
     sentences = sorted({s for w in chosen for s in w.sentences}, key=lambda s: (s.passage, s.start))
-    return sentences
+    # Two windows of one passage a few sentences apart tell one story: quoting the sentences
+    # between them keeps it whole ("...the loss exploded. ... It was a gradient clipping bug.").
+    by_passage: dict[int, list[Sentence]] = {}
+    for cand in scored:
+        for s in cand.window.sentences:
+            by_passage.setdefault(s.passage, [])
+            if s not in by_passage[s.passage]:
+                by_passage[s.passage].append(s)
+    filled = set(sentences)
+    for a, b in zip(sentences, sentences[1:], strict=False):
+        if a.passage != b.passage:
+            continue
+        between = [s for s in by_passage[a.passage] if a.start < s.start < b.start]
+        if len(between) <= GAP:
+            filled.update(between)
+    return sorted(filled, key=lambda s: (s.passage, s.start))
 
 
 def _overlaps(a: Window, b: Window) -> bool:
