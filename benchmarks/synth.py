@@ -270,7 +270,8 @@ def filler_vectors(pool: Pool, corpus: Corpus, seed: int = 7) -> dict[str, np.nd
     out: dict[str, np.ndarray] = {}
     for cid, idx in corpus.recipe.items():
         v = pool.vectors[idx].mean(axis=0) - pool.alpha * centroid
-        v = v / np.linalg.norm(v) + rng.normal(0.0, NOISE, pool.vectors.shape[1]).astype(np.float32)
+        noise = np.asarray(rng.normal(0.0, NOISE, size=pool.vectors.shape[1]), dtype=np.float32)
+        v = v / np.linalg.norm(v) + noise
         out[cid] = v / np.linalg.norm(v)
     return out
 

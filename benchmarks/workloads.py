@@ -179,10 +179,10 @@ def run_ours(cfg: Config) -> dict[str, Any]:
             answer = agent.ask(q.question, persona=q.persona, backend="extractive", history=list(q.history))
             ask_ms.append(_ms(t0))
             if p == 0:
-                for c in answer.citations:
+                for cit in answer.citations:
                     citations += 1
-                    text = (sources[q.persona] / c.source).read_text("utf-8")
-                    bad_citations += text[c.start : c.end] != c.quote
+                    text = (sources[q.persona] / cit.source).read_text("utf-8")
+                    bad_citations += text[cit.start : cit.end] != cit.quote
         ask_runs.append(ask_ms)
 
     return {
