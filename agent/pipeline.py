@@ -177,8 +177,13 @@ class Agent:
         persona: str = DEFAULT_PERSONA,
         backend: str | None = None,
         history: Sequence[Any] | None = None,
+        options: dict[str, Any] | None = None,
     ) -> Iterator[str | Answer]:
-        """Yield the answer's text as it is produced, then the final verified ``Answer``."""
+        """Yield the answer's text as it is produced, then the final verified ``Answer``.
+
+        ``options``: per-request generation settings for the LLM backends, ``max_tokens`` (int) and
+        ``temperature`` (float); the extractive backend has no use for them.
+        """
         name = resolve_name(backend, self.settings)
         # A backend with an LLM may rewrite follow-ups itself (``condense(question, history) -> str``).
         condenser = getattr(self.backend(name), "condense", None)
@@ -206,7 +211,7 @@ class Agent:
             passages=passages,
             history=hist,
             lang=lang,
-            context={"scored": scored, "coverage": coverage},
+            context={"scored": scored, "coverage": coverage, "options": dict(options or {})},
         )
         yield from self.backend(name).stream(request)
 
