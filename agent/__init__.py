@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 __all__ = [
     "Answer",
     "Citation",
-    "PersonaChatModel",
+    "ChatPersona",
     "PersonaError",
     "PersonaRetriever",
     "ask",
@@ -21,7 +21,7 @@ __all__ = [
 
 if TYPE_CHECKING:  # pragma: no cover
     from agent.errors import PersonaError
-    from agent.interop import PersonaChatModel, PersonaRetriever
+    from agent.interop import ChatPersona, PersonaRetriever
     from agent.personas import list_personas
     from agent.pipeline import ask, ask_stream
     from agent.types import Answer, Citation
@@ -35,7 +35,7 @@ _LAZY = {
     "PersonaError": "agent.errors",
     # LangChain-native classes: importing them imports LangChain, so only on first use.
     "PersonaRetriever": "agent.interop",
-    "PersonaChatModel": "agent.interop",
+    "ChatPersona": "agent.interop",
 }
 
 

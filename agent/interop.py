@@ -1,6 +1,6 @@
 """LangChain-native edges of the pipeline: a ``BaseRetriever`` over one persona and a ``BaseChatModel`` per persona.
 
-Imported on first use (``from agent import PersonaRetriever, PersonaChatModel``), never by ``import
+Imported on first use (``from agent import PersonaRetriever, ChatPersona``), never by ``import
 agent``: it imports LangChain. Both follow LangChain 1.x's interfaces and pass the standard suites of
 the ``langchain-tests`` package (tests/test_interop.py); tool calling, structured output and images
 are not offered.
@@ -115,7 +115,7 @@ def citation_dicts(citations: Sequence[Citation]) -> list[dict[str, Any]]:
     ]
 
 
-class PersonaChatModel(BaseChatModel):
+class ChatPersona(BaseChatModel):
     """One persona as a LangChain chat model: messages in, a cited answer out.
 
     The last human message is the question, earlier human/AI turns the history. The answer's text
@@ -123,7 +123,9 @@ class PersonaChatModel(BaseChatModel):
     ``quote``, ``start``, ``end``), ``abstained``, ``unsupported``, ``persona`` and ``backend``;
     ``usage_metadata`` counts tokens with tiktoken. ``stream`` yields the text as it is produced (the
     extractive backend) or once verified (LLM backends), then a last chunk with the metadata.
-    ``stop`` sequences cut the text at the first occurrence, as OpenAI does.
+    ``stop`` sequences cut the text at the first occurrence, as OpenAI does; ``model=`` in a call
+    asks another persona. Raises UnknownPersonaError, InputError (no human message, an oversize
+    question, one that does not fit an LLM's window) and BackendError (the LLM server failed).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -133,6 +135,11 @@ class PersonaChatModel(BaseChatModel):
     temperature: float | None = None
     max_tokens: int | None = None
     stop: list[str] | None = None
+    # LangChain's standard parameters, accepted for compatibility: the LLM backends take their
+    # timeout and retries from PERSONA_TIMEOUT and PERSONA_MAX_RETRIES.
+    timeout: float | None = None
+    max_retries: int | None = None
+    streaming: bool = False
     settings: Settings | None = None
 
     @property
@@ -144,7 +151,8 @@ class PersonaChatModel(BaseChatModel):
         return {"persona": self.persona, "backend": self.backend}
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        params = LangSmithParams(ls_provider="persona-agent", ls_model_name=self.persona, ls_model_type="chat")
+        persona = kwargs.get("model") or self.persona
+        params = LangSmithParams(ls_provider="persona-agent", ls_model_name=persona, ls_model_type="chat")
         if self.temperature is not None:
             params["ls_temperature"] = self.temperature
         if self.max_tokens is not None:
@@ -153,7 +161,9 @@ class PersonaChatModel(BaseChatModel):
             params["ls_stop"] = stop or self.stop
         return params
 
-    def _events(self, messages: list[BaseMessage]) -> tuple[Iterator[Any], str, list[dict[str, str]], bool]:
+    def _events(
+        self, messages: list[BaseMessage], persona: str
+    ) -> tuple[Iterator[Any], str, list[dict[str, str]], bool]:
         from agent.backends import resolve_name
 
         question, history = _split_messages(messages)
@@ -164,12 +174,12 @@ class PersonaChatModel(BaseChatModel):
             options["temperature"] = self.temperature
         if self.max_tokens is not None:
             options["max_tokens"] = self.max_tokens
-        stream = agent.ask_stream(question, persona=self.persona, backend=name, history=history, options=options)
+        stream = agent.ask_stream(question, persona=persona, backend=name, history=history, options=options)
         return stream, question, history, name in LIVE_BACKENDS
 
     def _metadata(self, answer: Answer) -> dict[str, Any]:
         return {
-            "model_name": self.persona,
+            "model_name": answer.persona,
             "model_provider": "persona-agent",
             "persona": answer.persona,
             "backend": answer.backend,
@@ -193,7 +203,8 @@ class PersonaChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         stops = [s for s in (stop or self.stop or []) if s]
-        events, question, history, live = self._events(messages)
+        # ``model=`` in invoke/stream asks another persona for this call (LangChain's model override).
+        events, question, history, live = self._events(messages, kwargs.get("model") or self.persona)
         sent = ""
         cut = False
         try:
@@ -281,4 +292,4 @@ def _until_stop(sent: str, piece: str, stops: Sequence[str]) -> tuple[str, bool]
     return whole[len(sent) : max(min(hits), len(sent))], True
 
 
-__all__ = ["PersonaChatModel", "PersonaRetriever"]
+__all__ = ["ChatPersona", "PersonaRetriever"]
