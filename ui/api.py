@@ -38,6 +38,7 @@ from agent.errors import (
     UnknownPersonaError,
 )
 from agent.personas import get_persona, list_personas
+from agent.reasoning import strip_reasoning
 from agent.types import Answer, Citation
 from knowledge.text import count_tokens
 
@@ -54,7 +55,6 @@ SOURCES_HEADING = "Sources:"
 LIVE_BACKENDS = frozenset({"extractive"})
 _ROLES = ("system", "developer", "user", "assistant")
 _MARKER = re.compile(r"\[(\d{1,3})\]")
-_THINK = re.compile(r"<think>.*?</think>|^.*?</think>", re.DOTALL)
 
 
 class APIError(Exception):
@@ -112,7 +112,7 @@ def _text_of(content: Any, where: str) -> str:
 
 def strip_answer(text: str) -> str:
     """An earlier assistant turn as history: no reasoning, no Sources block, no ``[n]`` markers."""
-    text = _THINK.sub("", text)
+    text = strip_reasoning(text)
     head, sep, _ = text.partition("\n\n" + SOURCES_HEADING + "\n")
     text = head if sep else text
     return re.sub(r"\s*\[\d{1,3}\]", "", text).strip()
