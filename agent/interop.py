@@ -24,7 +24,7 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables.config import run_in_executor
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
 from agent.config import Settings
 from agent.errors import InputError
@@ -128,9 +128,9 @@ class ChatPersona(BaseChatModel):
     question, one that does not fit an LLM's window) and BackendError (the LLM server failed).
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
 
-    persona: str = DEFAULT_PERSONA
+    persona: str = Field(default=DEFAULT_PERSONA, alias="model")  # ChatPersona(model="raj") as with ChatOpenAI
     backend: str | None = None  # extractive | openai | local; None: the configured default
     temperature: float | None = None
     max_tokens: int | None = None
