@@ -368,6 +368,17 @@ def test_a_public_host_without_a_key_refuses_to_start(indexed_home: Path) -> Non
     assert len(lines) == 1 and "PERSONA_API_KEY" in lines[0] and "0.0.0.0" in lines[0]
 
 
+def test_clients_that_leave_mid_stream_do_not_hold_answer_slots(served: Served, client: openai.OpenAI) -> None:
+    body = json.dumps({"model": "raj", "messages": [user(QUESTION)], "stream": True})
+    for _ in range(6):  # more than the API's 4 answer slots
+        with httpx.stream("POST", served.base_url + "/chat/completions", content=body, timeout=120,
+                          headers={"Content-Type": "application/json"}) as r:
+            assert r.status_code == 200
+            next(r.iter_lines())  # the first event, then the client goes away
+    r2 = client.with_options(timeout=120).chat.completions.create(model="raj", messages=[user(QUESTION)])
+    assert extras(r2)["citations"]
+
+
 # --- many clients, and the page beside them -------------------------------------------------------------
 
 

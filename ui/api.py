@@ -289,12 +289,16 @@ class Completion:
 AskStream = Callable[..., Iterator[Any]]
 
 
-async def _pipeline_events(run: Callable[[], Iterator[Any]], stop: threading.Event) -> AsyncIterator[Any]:
+async def _pipeline_events(
+    run: Callable[[], Iterator[Any]], stop: threading.Event, slots: threading.Semaphore
+) -> AsyncIterator[Any]:
     """The items of ``run()`` (a sync generator), produced on one worker thread, as an async iterator.
 
     One thread per answer, start to end: the LLM backends keep per-answer state in thread-locals,
-    which a thread pool handing each ``next()`` to a different thread would mix up. ``stop`` set
-    (the client went away) closes the generator, releasing the upstream HTTP stream.
+    which a thread pool handing each ``next()`` to a different thread would mix up. The thread
+    holds one of ``slots`` while it answers (released however the answer ends, even if the client
+    left before its response began). ``stop`` set (the client went away) closes the generator,
+    releasing the upstream HTTP stream.
     """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
@@ -307,16 +311,19 @@ async def _pipeline_events(run: Callable[[], Iterator[Any]], stop: threading.Eve
 
     def work() -> None:
         try:
-            gen = run()
-            try:
-                for item in gen:
-                    if stop.is_set():
-                        break
-                    put("item", item)
-            finally:
-                close = getattr(gen, "close", None)
-                if close is not None:
-                    close()
+            with slots:
+                if stop.is_set():
+                    return
+                gen = run()
+                try:
+                    for item in gen:
+                        if stop.is_set():
+                            break
+                        put("item", item)
+                finally:
+                    close = getattr(gen, "close", None)
+                    if close is not None:
+                        close()
         except BaseException as exc:  # handed to the request, which answers with a clear error
             put("error", exc)
         else:
@@ -369,7 +376,7 @@ def build_api(agent: Any, *, api_key: str | None = None, concurrency: int = API_
     """
     settings = agent.settings
     api = FastAPI(title="persona-agent API", docs_url=None, redoc_url=None, openapi_url=None)
-    slots = asyncio.Semaphore(concurrency)
+    slots = threading.BoundedSemaphore(concurrency)
     expected = ("Bearer " + api_key).encode() if api_key else None
 
     @api.middleware("http")
@@ -428,7 +435,6 @@ def build_api(agent: Any, *, api_key: str | None = None, concurrency: int = API_
             backend = resolve_name(req.backend, settings)
         except (APIError, PersonaError) as exc:
             return map_error(exc, str(body.get("model") if isinstance(body, dict) else "")).response()
-        await slots.acquire()
         stop = threading.Event()
 
         def run() -> Iterator[Any]:
@@ -436,27 +442,29 @@ def build_api(agent: Any, *, api_key: str | None = None, concurrency: int = API_
                 req.question, persona=card.id, backend=backend, history=req.history, options=req.options
             )
 
-        events = _pipeline_events(run, stop).__aiter__()
+        events = _pipeline_events(run, stop, slots).__aiter__()
         live = backend in LIVE_BACKENDS
         try:
             first = await events.__anext__()  # errors before the first piece become proper HTTP errors
         except StopAsyncIteration:
-            slots.release()
             return map_error(RuntimeError("the answer stream ended without an answer"), card.id).response()
+        except asyncio.CancelledError:
+            stop.set()
+            raise
         except BaseException as exc:
-            slots.release()
             return map_error(exc, card.id).response()
         meta = {"id": "chatcmpl-" + uuid.uuid4().hex[:24], "created": int(time.time()), "model": card.id}
         if not req.stream:
             try:
                 completion = await _collect(first, events, live)
+            except asyncio.CancelledError:
+                stop.set()
+                raise
             except BaseException as exc:
                 return map_error(exc, card.id).response()
-            finally:
-                slots.release()
             return JSONResponse(_response(meta, completion, req))
         return StreamingResponse(
-            _stream(meta, req, first, events, live, stop, slots, card.id),
+            _stream(meta, req, first, events, live, stop, card.id),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -499,7 +507,6 @@ async def _stream(
     events: AsyncIterator[Any],
     live: bool,
     stop: threading.Event,
-    slots: asyncio.Semaphore,
     persona: str,
 ) -> AsyncIterator[bytes]:
     """SSE chunks: the role, text deltas, the Sources block, then the citations and annotations, [DONE]."""
@@ -536,7 +543,6 @@ async def _stream(
         yield b"data: [DONE]\n\n"
     finally:
         stop.set()
-        slots.release()
 
 
 def check_exposure(host: str, api_key: str | None) -> None:
