@@ -251,11 +251,11 @@ class ChatPersona(BaseChatModel):
         text = ""
         last: AIMessageChunk | None = None
         for chunk in self._stream(messages, stop=stop, run_manager=run_manager, **kwargs):
-            message = chunk.message
-            if isinstance(message, AIMessageChunk) and message.chunk_position == "last":
-                last = message
+            part = chunk.message
+            if isinstance(part, AIMessageChunk) and part.chunk_position == "last":
+                last = part
             else:
-                text += message.text
+                text += part.text
         assert last is not None
         message = AIMessage(
             content=text, response_metadata=dict(last.response_metadata), usage_metadata=last.usage_metadata
@@ -271,14 +271,13 @@ class ChatPersona(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         # The pipeline is synchronous (embedding, retrieval, a blocking HTTP stream): run it in a thread.
         iterator = self._stream(messages, stop=stop, **kwargs)
-        done = object()
         while True:
-            chunk = await run_in_executor(None, next, iterator, done)
-            if chunk is done:
+            chunk: ChatGenerationChunk | None = await run_in_executor(None, next, iterator, None)
+            if chunk is None:
                 break
-            if run_manager and chunk.message.text:  # type: ignore[union-attr]
-                await run_manager.on_llm_new_token(chunk.message.text)  # type: ignore[union-attr]
-            yield chunk  # type: ignore[misc]
+            if run_manager and chunk.message.text:
+                await run_manager.on_llm_new_token(chunk.message.text)
+            yield chunk
 
 
 def _until_stop(sent: str, piece: str, stops: Sequence[str]) -> tuple[str, bool]:

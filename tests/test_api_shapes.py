@@ -6,7 +6,7 @@ import pytest
 
 from agent.errors import ConfigError
 from agent.types import Citation
-from ui.api import APIError, annotations, check_exposure, citation_url, parse_request, sources_block, strip_answer
+from ui.api import APIError, check_exposure, citation_url, parse_request, sources_block, strip_answer, url_citations
 
 C1 = Citation(n=1, source="raj-diary.en.txt", title="First Steps", quote="It was a gradient\nclipping bug.",
               start=628, end=659)
@@ -65,7 +65,7 @@ def test_strip_answer_keeps_plain_answers() -> None:
 def test_sources_block_and_annotations_locate_every_marker() -> None:
     body = "It was a bug [1]. I started over [2] [1]."
     content = body + sources_block([C1, C2])
-    notes = annotations(content, len(body), "raj", [C1, C2])
+    notes = url_citations(content, len(body), "raj", [C1, C2])
     assert [content[a["url_citation"]["start_index"] : a["url_citation"]["end_index"]] for a in notes] == [
         "[1]", "[2]", "[1]"]
     assert notes[1]["url_citation"]["url"] == "persona://raj/my%20notes/a%20b.md#char=10,21"

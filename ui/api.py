@@ -217,7 +217,7 @@ def sources_block(citations: Sequence[Citation]) -> str:
     return "\n".join(lines)
 
 
-def annotations(content: str, body_end: int, persona: str, citations: Sequence[Citation]) -> list[dict[str, Any]]:
+def url_citations(content: str, body_end: int, persona: str, citations: Sequence[Citation]) -> list[dict[str, Any]]:
     """One ``url_citation`` per ``[n]`` in the answer body (``content[:body_end]``), in order."""
     by_n = {c.n: c for c in citations}
     out: list[dict[str, Any]] = []
@@ -268,7 +268,7 @@ class Completion:
         }
 
     def annotations(self) -> list[dict[str, Any]]:
-        return annotations(self.content, len(self.body), self.answer.persona, self.answer.citations)
+        return url_citations(self.content, len(self.body), self.answer.persona, self.answer.citations)
 
     def usage(self, request: ChatRequest) -> dict[str, int]:
         used = self.answer.usage
