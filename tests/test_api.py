@@ -404,3 +404,23 @@ def test_concurrent_clients_get_their_own_answers_while_the_page_serves(served: 
     assert page.status_code == 200 and "Ask a researcher" in page.text
     for i, content in results.items():
         assert content == expected[i % len(asks)], f"client {i} got another client's answer"
+
+
+def test_the_served_page_answers_in_a_browser_beside_the_api(served: Served) -> None:
+    """`persona serve` mounts the page with the API: its styles, script bridge and streaming still work."""
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("/usr/bin/chromium is missing: make browser")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from tests.ui_server import BOT, answers, launch_chromium, open_page, wait_for_answers
+
+    with sync_api.sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            page = open_page(browser, served.url + "/")
+            page.locator("button.example").first.click()
+            wait_for_answers(page, 1, timeout=120_000)
+            assert answers(page).count() == 1
+            page.locator(f"{BOT} button.cite").first.click()  # the script bridge: the passage opens
+            page.wait_for_selector("#sources mark", timeout=30_000)
+        finally:
+            browser.close()
