@@ -178,7 +178,8 @@ def markdown(r: dict[str, Any]) -> str:
             f"Same run, same questions ({lat['questions']}, {lat['rounds']} rounds), alternating, each warmed in "
             "both first; medians:",
             "",
-            "| ask() in process | API, whole answer | API streamed, whole | API streamed, first text | API overhead |",
+            "| ask() in process | API, whole answer | API streamed, whole | API streamed, first text "
+            "| API − ask(), per question |",
             "|---|---|---|---|---|",
             f"| {lat['ask_p50_s']:.3f} s | {lat['api_p50_s']:.3f} s | {lat['api_stream_p50_s']:.3f} s "
             f"| {lat['api_stream_first_text_p50_s']:.3f} s | {lat['api_overhead_p50_ms']:.0f} ms |",
