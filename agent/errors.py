@@ -31,3 +31,7 @@ class IngestError(PersonaError):
 
 class StoreError(PersonaError):
     """The vector store could not be reached or used."""
+
+
+class ContextWindowError(InputError):
+    """The question (with the persona's instructions and the answer's reserve) does not fit the model's window."""

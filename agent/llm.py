@@ -27,6 +27,7 @@ from agent.backends import AnswerRequest
 from agent.config import Settings
 from agent.errors import BackendError
 from agent.personas import PersonaCard
+from agent.reasoning import ReasoningFilter, reasoning_model, strip_reasoning
 from agent.types import Answer, Chunk, SentenceSupport, Usage
 from agent.verify import EchoGuard, Judge, QuoteFinder, Verified, get_judge, verify
 from knowledge.text import count_tokens, detect_lang, lexical_tokens
@@ -110,18 +111,24 @@ def user_prompt(card: PersonaCard, question: str, passages: Sequence[Chunk], lan
 
 
 def condense_prompt(question: str, history: Sequence[dict[str, str]], lang: str) -> str:
-    turns = [{"role": m["role"], "content": strip_markers(m["content"])} for m in history]
+    turns = [{"role": m["role"], "content": strip_markers(strip_reasoning(m["content"]))} for m in history]
     return render("condense.jinja", history=turns, question=question, language=message("language", lang))
 
 
 def build_prompt(request: AnswerRequest, window: int, reserve: int, count: accounting.Counter) -> Prompt:
-    """System prompt, recent history and numbered passages, packed to fit ``window - reserve``."""
+    """System prompt, recent history and numbered passages, packed to fit ``window - reserve``.
+
+    The whole request is counted again once assembled (with the model's ``count``): passages are
+    dropped from the end until it fits, so a request never goes out over the window.
+    Raises ContextWindowError when the instructions, question and reserve alone do not fit.
+    """
     lang = request.lang if request.lang in _messages()["language"] else "en"
     system = system_prompt(request.persona, lang)
     frame = user_prompt(request.persona, request.question, [], lang)
-    history = [{"role": m["role"], "content": strip_markers(m["content"])} for m in request.history]
+    history = [{"role": m["role"], "content": strip_markers(strip_reasoning(m["content"]))} for m in request.history]
+    fixed = accounting.count_messages([system, frame], count)
     packed = accounting.pack(
-        fixed_tokens=accounting.count_messages([system, frame], count),
+        fixed_tokens=fixed,
         passages=[r.chunk for r in request.passages],
         history=history,
         window=window,
@@ -131,9 +138,21 @@ def build_prompt(request: AnswerRequest, window: int, reserve: int, count: accou
     )
     if packed.dropped or packed.trimmed:
         log.info("context window %d: %d passage(s) left out, last trimmed: %s", window, packed.dropped, packed.trimmed)
-    user = user_prompt(request.persona, request.question, packed.passages, lang)
-    contents = [system, *(m["content"] for m in packed.history), user]
-    return Prompt(system, packed.history, user, packed.passages, accounting.count_messages(contents))
+    passages = list(packed.passages)
+    while True:
+        user = user_prompt(request.persona, request.question, passages, lang)
+        contents = [system, *(m["content"] for m in packed.history), user]
+        if accounting.count_messages(contents, count) + reserve <= window or not passages:
+            break
+        passages.pop()  # the estimate per block was short: the last passage goes
+    total = accounting.count_messages(contents, count)
+    if total + reserve > window or (request.passages and not passages):
+        raise accounting.ContextWindowError(
+            f"the question does not fit the model's context window of {window:,} tokens: the prompt takes "
+            f"{total:,} and the answer needs {reserve:,} more: ask a shorter question, or raise "
+            "PERSONA_CONTEXT_TOKENS if the model's window is larger (or lower PERSONA_MAX_TOKENS)"
+        )
+    return Prompt(system, packed.history, user, passages, accounting.count_messages(contents))
 
 
 def to_messages(prompt: Prompt) -> list[BaseMessage]:
@@ -238,6 +257,7 @@ class LLMBackend:
         self._judge: Judge | None = None
         self._condensed = threading.local()
         self._lock = threading.Lock()
+        self._reasons = False  # set once the model was seen reasoning (<think> or </think> in its text)
 
     # --- to override ---
     def model(self, max_tokens: int) -> BaseChatModel:
@@ -273,11 +293,15 @@ class LLMBackend:
     def condense(self, question: str, history: list[dict[str, str]]) -> str:
         """The follow-up rewritten by the model into a standalone question (ValueError if unusable)."""
         text = condense_prompt(question, history, detect_lang(question))
+        needed = accounting.count_messages([text], self.count) + CONDENSE_MAX_TOKENS
+        if needed > self.window:
+            # Never a request over the window: the heuristic condenses this one instead.
+            raise ValueError(f"the condensing prompt needs {needed} tokens; the window is {self.window}")
         try:
             raw = condense_chain(self.model(CONDENSE_MAX_TOKENS)).invoke(text)
         except Exception as exc:
             raise (self.map_error(exc) or exc) from exc
-        standalone = clean_condensed(raw, question, history)
+        standalone = clean_condensed(strip_reasoning(raw), question, history)
         # Remember the call's tokens for the Usage of the answer that follows on this thread.
         self._condensed.record = (
             question,
@@ -292,15 +316,28 @@ class LLMBackend:
     def _usage(self, prompt_tokens: int, completion_tokens: int) -> Usage:
         return accounting.usage(self.model_name, prompt_tokens, completion_tokens, priced=self.priced)
 
+    def with_temperature(self, model: Any, temperature: float) -> Any:
+        """``model`` sampling at ``temperature`` for one request (a backend may refuse to change it)."""
+        return model.bind(temperature=temperature)
+
     def stream(self, request: AnswerRequest) -> Iterator[str | Answer]:
         started = time.perf_counter()
-        prompt = build_prompt(request, self.window, self.reserve, self.count)
+        options = request.context.get("options") or {}
+        reserve = self.reserve
+        if options.get("max_tokens"):
+            reserve = accounting.completion_budget(self.window, int(options["max_tokens"]))
+        prompt = build_prompt(request, self.window, reserve, self.count)
         lang = request.lang if request.lang in _messages()["language"] else "en"
         finish: list[str] = []
-        chain = answer_chain(self.model(self.reserve), finish.append)
+        model = self.model(reserve)
+        if options.get("temperature") is not None:
+            model = self.with_temperature(model, float(options["temperature"]))
+        chain = answer_chain(model, finish.append)
         guard = MarkerFilter(len(prompt.passages))
         echo = EchoGuard(prompt.system, [c.text for c in prompt.passages])
-        raw: list[str] = []
+        # Reasoning never reaches the answer: held back for models that reason, cut as it streams.
+        thoughts = ReasoningFilter(hold=self._reasons or reasoning_model(self.model_name))
+        raw: list[str] = []  # everything the model generated, reasoning included (it is billed)
         incomplete = echoed = False
         pieces = chain.stream(prompt)
         try:
@@ -308,15 +345,16 @@ class LLMBackend:
                 if not piece:
                     continue
                 raw.append(piece)
-                if echo.hit("".join(raw)):
+                visible = thoughts.feed(piece)
+                if echo.hit(thoughts.kept):
                     echoed = True  # stop at once: the rest would leak more of the prompt
                     break
-                shown = guard.feed(piece)
+                shown = guard.feed(visible) if visible else ""
                 if shown:
                     yield shown
         except Exception as exc:
             mapped = self.map_error(exc)
-            if not "".join(raw).strip():
+            if not thoughts.kept.strip():
                 # Nothing was said yet: a clear failure beats an empty answer.
                 if mapped is not None:
                     raise mapped from exc
@@ -326,14 +364,20 @@ class LLMBackend:
         finally:
             # Also when the reader stops early: the HTTP stream (or llama.cpp's lock) is released now.
             pieces.close()  # type: ignore[attr-defined]
+        if thoughts.saw_reasoning:
+            self._reasons = True  # this model reasons: hold its text back from now on
         if not incomplete and not echoed and finish[-1:] != ["stop"]:
             # No finish_reason: the stream was cut; "length": max_tokens ran out mid-sentence.
             log.info("%s answer ended without finishing (finish_reason=%s)", self.name, finish[-1:] or None)
             incomplete = True
+        held = thoughts.flush(complete=not incomplete)
+        shown = guard.feed(held) if held and not echoed else ""
+        if shown and not incomplete:
+            yield shown
         tail = guard.flush()
         if tail and not incomplete and not echoed:
             yield tail
-        text = "".join(raw)
+        text = thoughts.kept
         result = verify(
             text,
             prompt.passages,
@@ -355,7 +399,7 @@ class LLMBackend:
             result = Verified(text=final_text, citations=[], support=[fragment], unsupported=[result.dropped_fragment])
         elif not final_text:
             final_text, abstained = message("not_covered", lang), True
-        usage = self._usage(prompt.prompt_tokens, self._tokens(text))
+        usage = self._usage(prompt.prompt_tokens, self._tokens("".join(raw)))
         record = getattr(self._condensed, "record", None)
         if record and record[0] == request.question and record[1] == request.standalone:
             usage = accounting.add(record[2], usage)

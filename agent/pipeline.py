@@ -16,6 +16,7 @@ from agent.config import Settings
 from agent.coverage import Coverage, abstain_text, assess
 from agent.errors import InputError
 from agent.personas import DEFAULT_PERSONA, PersonaCard, get_persona
+from agent.reasoning import strip_reasoning
 from agent.types import Answer, Retrieved
 from knowledge.scan import instruction_like
 from knowledge.text import count_tokens, detect_lang
@@ -60,7 +61,10 @@ def clean_question(question: object, max_tokens: int) -> str:
 
 
 def normalize_history(history: Sequence[Any] | None, limit: int = 8) -> list[dict[str, str]]:
-    """History as ``[{"role": "user"|"assistant", "content": str}]``; also takes (user, assistant) pairs."""
+    """History as ``[{"role": "user"|"assistant", "content": str}]``; also takes (user, assistant) pairs.
+
+    An assistant turn loses any reasoning (``<think>…</think>``) a client kept in it.
+    """
     if history is not None and not isinstance(history, (list, tuple)):
         raise InputError(
             f"the history must be a list of turns like {{'role': 'user', 'content': '...'}}, "
@@ -70,14 +74,16 @@ def normalize_history(history: Sequence[Any] | None, limit: int = 8) -> list[dic
     for item in history or []:
         if isinstance(item, dict):
             role, content = item.get("role"), item.get("content")
+            if role == "assistant" and isinstance(content, str):
+                content = strip_reasoning(content)
             if role in {"user", "assistant"} and isinstance(content, str) and content.strip():
                 out.append({"role": str(role), "content": content})
         elif isinstance(item, (list, tuple)) and len(item) == 2:
             user, bot = item
             if isinstance(user, str) and user.strip():
                 out.append({"role": "user", "content": user})
-            if isinstance(bot, str) and bot.strip():
-                out.append({"role": "assistant", "content": bot})
+            if isinstance(bot, str) and strip_reasoning(bot).strip():
+                out.append({"role": "assistant", "content": strip_reasoning(bot)})
     return out[-limit:]
 
 
@@ -177,8 +183,13 @@ class Agent:
         persona: str = DEFAULT_PERSONA,
         backend: str | None = None,
         history: Sequence[Any] | None = None,
+        options: dict[str, Any] | None = None,
     ) -> Iterator[str | Answer]:
-        """Yield the answer's text as it is produced, then the final verified ``Answer``."""
+        """Yield the answer's text as it is produced, then the final verified ``Answer``.
+
+        ``options``: per-request generation settings for the LLM backends, ``max_tokens`` (int) and
+        ``temperature`` (float); the extractive backend has no use for them.
+        """
         name = resolve_name(backend, self.settings)
         # A backend with an LLM may rewrite follow-ups itself (``condense(question, history) -> str``).
         condenser = getattr(self.backend(name), "condense", None)
@@ -206,7 +217,7 @@ class Agent:
             passages=passages,
             history=hist,
             lang=lang,
-            context={"scored": scored, "coverage": coverage},
+            context={"scored": scored, "coverage": coverage, "options": dict(options or {})},
         )
         yield from self.backend(name).stream(request)
 

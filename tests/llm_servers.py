@@ -157,6 +157,16 @@ class Step:
     delay: float = 0.0  # seconds to wait before answering (a timeout test)
     headers: dict[str, str] = field(default_factory=dict)
     error: str = ""  # message of an error response
+    deltas: list[dict[str, Any]] = field(default_factory=list)  # raw stream deltas, e.g. {"reasoning_content": ...}
+
+
+def sse_deltas(deltas: list[dict[str, Any]], model: str = "scripted") -> list[bytes]:
+    """The SSE events of a stream made of the given ``delta`` objects, then finish_reason "stop" and [DONE]."""
+    base = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0, "model": model}
+    events = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}]
+    events += [{**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
+    events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    return [f"data: {json.dumps(e)}\n\n".encode() for e in events] + [b"data: [DONE]\n\n"]
 
 
 class ScriptedServer:
@@ -202,7 +212,10 @@ class ScriptedServer:
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
                 cut = step.cut_after
-                for event in sse_chunks(step.text, pieces=cut, finish=None if cut else "stop"):
+                events = sse_deltas(step.deltas) if step.deltas else sse_chunks(
+                    step.text, pieces=cut, finish=None if cut else "stop"
+                )
+                for event in events:
                     self.wfile.write(f"{len(event):x}\r\n".encode() + event + b"\r\n")
                     self.wfile.flush()
                 if cut:

@@ -1,0 +1,68 @@
+"""Serving: the chat page at / and the OpenAI-compatible API at /v1, one process, one port (uvicorn)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from fastapi import FastAPI  # noqa: E402
+
+from agent.config import Settings  # noqa: E402
+from ui.api import build_api, check_exposure  # noqa: E402
+
+
+def build_server(agent: Any, *, api_only: bool = False) -> FastAPI:
+    """One ASGI app: ``/v1`` (ui.api, keyed by ``agent.settings.api_key``) and, unless ``api_only``, the page at ``/``.
+
+    Gradio runs on FastAPI: the page's Blocks are mounted with ``gr.mount_gradio_app`` next to the
+    API, so both share the port and the agent (one embedder, one store). The page keeps its own
+    queue and answer slots; the API has its own (ui.api.API_CONCURRENCY).
+    """
+    root = FastAPI(title="persona-agent", docs_url=None, redoc_url=None, openapi_url=None)
+    root.mount("/v1", build_api(agent, api_key=agent.settings.api_key))
+    if api_only:
+
+        @root.get("/")
+        def index() -> dict[str, str]:
+            return {"object": "persona-agent", "api": "/v1", "models": "/v1/models"}
+
+        return root
+    import gradio as gr
+
+    from ui.app import CSS, build_app
+
+    page = build_app(agent.ask_stream, settings=agent.settings)
+    return gr.mount_gradio_app(
+        root,
+        page,
+        path="",
+        show_error=False,  # our handlers raise gr.Error with readable messages; nothing else leaks
+        css=CSS,
+        ssr_mode=False,
+        mcp_server=False,
+        pwa=False,
+        enable_monitoring=False,
+        footer_links=["gradio", "settings"],
+    )
+
+
+def main(host: str = "127.0.0.1", port: int = 7860, *, api_only: bool = False) -> None:
+    """`persona serve`: refuse a non-loopback host without PERSONA_API_KEY (ConfigError), then serve."""
+    import uvicorn
+
+    from agent.pipeline import build_agent
+
+    settings = Settings.from_env()
+    check_exposure(host, settings.api_key)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    app = build_server(build_agent(settings), api_only=api_only)
+    where = f"http://{host}:{port}"
+    print(f"persona: the API is at {where}/v1" + ("" if api_only else f", the chat page at {where}/"), flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+
+
+__all__ = ["build_server", "main"]
