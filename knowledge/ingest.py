@@ -94,18 +94,24 @@ def ingest(
     # does not make it a second source, nor orphan its chunks. Citations name the file as saved.
     old_by_key = {source_key(s): rec for s, rec in old.files.items()}
     new = Manifest(collection=old.collection)
-    seen: dict[str, str] = {}  # source key -> the name it was read under in this run
     to_check: list[Chunk] = []  # chunks of changed files: embed if new, else maybe move
-
-    for path in paths:
-        source = path.relative_to(root).as_posix() if path != root else path.name
+    named = [(path, path.relative_to(root).as_posix() if path != root else path.name) for path in paths]
+    # Two files whose names differ only in Unicode form (possible on Linux): the one indexed before
+    # wins, else the first; the other is skipped with a reason.
+    chosen: dict[str, str] = {}
+    for _, source in named:
         key = source_key(source)
-        if key in seen:
+        prev_rec = old_by_key.get(key)
+        if key not in chosen or (prev_rec is not None and source == prev_rec.source):
+            chosen[key] = source
+
+    for path, source in named:
+        key = source_key(source)
+        if chosen[key] != source:
             report.skipped.append(
-                {"file": source, "reason": f"same name as {seen[key]} in another Unicode form: rename or remove one"}
+                {"file": source, "reason": f"same name as {chosen[key]} in another Unicode form: rename or remove one"}
             )
             continue
-        seen[key] = source
         prev = old_by_key.get(key)
         try:
             doc = load_document(path, source)
