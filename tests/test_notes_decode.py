@@ -300,3 +300,47 @@ def test_emptied_files_are_retractions_and_unreadable_ones_are_not(tmp_path: Pat
         with pytest.raises(LoadError) as err:
             load_document(path)
         assert err.value.retract is retract, raw
+
+
+def test_the_private_manifest_is_read_whatever_its_marks(tmp_path: Path) -> None:
+    name = unicodedata.normalize("NFD", "비밀.md")
+    (tmp_path / name).write_text("# 계획\n연구실을 떠날 계획이다.\n", encoding="utf-8")
+    (tmp_path / "diary.md").write_text("# Open\nWe trained.\n\n# Secret\nIt broke.\n", encoding="utf-8")
+    (tmp_path / ".persona-private").write_bytes("\ufeff비밀.md\r\ndiary.md#Secret\r\n".encode())
+    assert load_document(tmp_path / name).private
+    doc = load_document(tmp_path / "diary.md")
+    assert doc.private_entries == ("Secret",) and [e.title for e in doc.entries] == ["Open"]
+
+
+QUESTIONS = ["처음 대규모 모델을 학습했을 때 손실이 왜 폭발했나요?", "What happened when you trained Megatron?"]
+
+
+@pytest.fixture(scope="module")
+def clean_answers(agent: Any, tmp_path_factory: Any) -> list[Any]:
+    folder = tmp_path_factory.mktemp("clean-notes")
+    (folder / "note.md").write_text(CLEAN_NOTE, encoding="utf-8")
+    fresh = fresh_agent(agent, tmp_path_factory.mktemp("clean-home"))
+    ingest_folder(fresh, folder)
+    return [fresh.ask(q, persona="me") for q in QUESTIONS]
+
+
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(text=VARIANTS)
+@example(text=_variant(CLEAN_NOTE, True, "\r\n", "NFD", [(17, "\u200b"), (40, "\u00ad")]))
+def test_answers_over_a_saved_variant_match_the_clean_files(
+    agent: Any, tmp_path_factory: Any, clean_answers: list[Any], text: str
+) -> None:
+    folder = tmp_path_factory.mktemp("variant-notes")
+    (folder / "note.md").write_bytes(text.encode("utf-8"))
+    fresh = fresh_agent(agent, tmp_path_factory.mktemp("variant-home"))
+    report = ingest_folder(fresh, folder)
+    for question, expected in zip(QUESTIONS, clean_answers, strict=True):
+        answer = fresh.ask(question, persona="me")
+        assert answer.abstained == expected.abstained
+        assert clean(answer.text) == clean(expected.text)
+        assert [(c.title, clean(c.quote)) for c in answer.citations] == [
+            (c.title, clean(c.quote)) for c in expected.citations
+        ]
+        assert_citations_resolve(answer, folder, encodings(report))
