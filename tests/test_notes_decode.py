@@ -325,7 +325,7 @@ def clean_answers(agent: Any, tmp_path_factory: Any) -> list[Any]:
 
 
 @settings(
-    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+    max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 )
 @given(text=VARIANTS)
 @example(text=_variant(CLEAN_NOTE, True, "\r\n", "NFD", [(17, "\u200b"), (40, "\u00ad")]))
