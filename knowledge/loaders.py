@@ -14,8 +14,9 @@ from knowledge.text import detect_lang
 SUPPORTED_SUFFIXES = (".txt", ".md")
 MAX_FILE_BYTES = 5_000_000  # a diary is text: anything larger is more likely a dump than writing
 
-# `## [Title_With_Underscores]`: the diary heading. Markdown headings `# Title` … `###### Title`
-# are read too, so a user's own notes split at their headings.
+# `## [Title_With_Underscores]`: the diary heading (also without the space CommonMark needs). Markdown
+# headings are read too, as CommonMark reads them (markdown-it-py: `#` … `######`, setext, inside
+# block quotes, never inside code), so a user's own notes split at their headings.
 # A heading may end in `{private}` (knowledge/privacy.py): still a heading, the marker not in the title.
 _DIARY_HEADING = re.compile(r"^##[ \t]*\[(?P<title>[^\]\n]*)\][ \t]*" + privacy.HEADING_SUFFIX + "$", re.MULTILINE)
 _DIARY_TITLE = re.compile(r"\A\[(?P<title>[^\]\n]*)\]\s*(?P<private>(?i:\{private\}))?\s*\Z")
@@ -232,7 +233,7 @@ def _to_source(decoded: Decoded, entries: list[Entry], code: list[tuple[int, int
                 te -= 1
             if ts < te:
                 body = text[ts:te]
-                out.append(replace(entry, start=ts, end=te, text=body, lang=detect_lang(clean(body))))
+                out.append(replace(entry, start=ts, end=te, text=body, lang=detect_lang(clean(body))))  # type: ignore[arg-type]
     return out
 
 
