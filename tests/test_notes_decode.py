@@ -344,3 +344,17 @@ def test_answers_over_a_saved_variant_match_the_clean_files(
             (c.title, clean(c.quote)) for c in expected.citations
         ]
         assert_citations_resolve(answer, folder, encodings(report))
+
+
+def test_an_llm_quote_in_nfc_is_located_in_a_passage_saved_in_nfd() -> None:
+    """agent/citations.locate, which the LLM backends' verifier uses: a model writes NFC."""
+    from agent.citations import locate
+    from agent.types import Chunk
+
+    saved = unicodedata.normalize("NFD", "손실이 갑자기 폭발했다. 원인은 워밍업이었다.") + " Mega\u200btron stalled."
+    chunk = Chunk("x", "me", "n.md", "t", 40, 40 + len(saved), saved, "ko", "h")
+    for quote in ("갑자기 폭발했다", "원인은 워밍업이었다.", "Megatron stalled."):
+        found = locate(quote, chunk)
+        assert found is not None, quote
+        assert saved[found.start - 40 : found.end - 40] == found.quote and clean(found.quote) == quote
+    assert locate("손실이 줄었다", chunk) is None
