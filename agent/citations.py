@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from agent.types import Chunk, Citation
+from knowledge.decode import clean, normalise
 
 MARKER = re.compile(r"\[(\d{1,3})\]")
 
@@ -27,7 +28,8 @@ def cite(n: int, chunk: Chunk, start: int, end: int) -> Citation:
 
 
 def locate(quote: str, chunk: Chunk) -> Citation | None:
-    """Find ``quote`` verbatim (then ignoring runs of white space) in ``chunk``; None if absent."""
+    """Find ``quote`` verbatim (then ignoring runs of white space, then in NFC without invisible
+    characters) in ``chunk``; the citation quotes the passage as saved. None if absent."""
     quote = quote.strip()
     if not quote:
         return None
@@ -38,4 +40,11 @@ def locate(quote: str, chunk: Chunk) -> Citation | None:
     m = re.search(pattern, chunk.text)
     if m:
         return cite(0, chunk, chunk.start + m.start(), chunk.start + m.end())
+    # A note saved in NFD or with zero-width characters: match the normalised views (a model writes
+    # NFC) and cite the span of the passage as saved (knowledge/decode.py).
+    norm, starts, ends = normalise(chunk.text)
+    if starts:
+        m = re.search(r"\s+".join(re.escape(w) for w in clean(quote).split()), norm)
+        if m:
+            return cite(0, chunk, chunk.start + starts[m.start()], chunk.start + ends[m.end() - 1])
     return None

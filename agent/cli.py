@@ -162,7 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("ingest", help="index the bundled writings, or a folder of your own as a new persona")
-    p.add_argument("path", nargs="?", help="folder of .txt/.md files (default: the bundled writings)")
+    p.add_argument(
+        "path",
+        nargs="?",
+        help="folder of .txt/.md notes: UTF-8 (BOM or not), UTF-16 with a BOM or Korean CP949/EUC-KR; "
+        "emptying a note retracts it at the next ingest (default: the bundled writings)",
+    )
     p.add_argument("--persona", help="persona id: the one to re-index, or the new persona for PATH")
     p.add_argument("--name", help="display name for a new persona")
     p.add_argument("--chunk-tokens", type=int, help="chunk size in tokens (default PERSONA_CHUNK_TOKENS or 320)")

@@ -18,6 +18,7 @@ from agent.errors import InputError
 from agent.personas import DEFAULT_PERSONA, PersonaCard, get_persona
 from agent.reasoning import strip_reasoning
 from agent.types import Answer, Retrieved
+from knowledge.decode import clean
 from knowledge.scan import instruction_like
 from knowledge.text import count_tokens, detect_lang
 
@@ -45,10 +46,12 @@ def speakable(terms: Sequence[str], limit: int = 3) -> tuple[str, ...]:
 
 
 def clean_question(question: object, max_tokens: int) -> str:
-    """The question with control characters removed, or InputError saying what is wrong with it."""
+    """The question normalised as source text is (knowledge/decode.py ``clean``: invisible characters
+    such as U+200B removed, not turned into spaces, so they never split a word; NFC), other control
+    characters turned into spaces; or InputError saying what is wrong with it."""
     if not isinstance(question, str):
         raise InputError(f"the question must be text, not {type(question).__name__}")
-    text = unicodedata.normalize("NFC", _CONTROL.sub(" ", question)).strip()
+    text = unicodedata.normalize("NFC", _CONTROL.sub(" ", clean(question))).strip()
     if not text:
         raise InputError('the question is empty: ask something, e.g. "What went wrong in your first big training run?"')
     # Count tokens only when the length could be near the cap: a 100,000-character paste is refused cheaply.
@@ -151,7 +154,8 @@ class Agent:
 
     def corpus_text(self, persona: str) -> str:
         idx = self.retriever.index(persona)
-        return "\n".join(c.title + "\n" + c.text for c in idx.chunks)
+        # Normalised as the question is: a name saved in NFD or with a zero-width space still counts as written.
+        return clean("\n".join(c.title + "\n" + c.text for c in idx.chunks))
 
     def idf(self, persona: str) -> dict[str, float]:
         bm25 = self.retriever.index(persona).bm25

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 
@@ -18,8 +19,9 @@ def content_hash(text: str) -> str:
 
 def chunk_id(persona: str, source: str, title: str, text: str, occurrence: int) -> str:
     """Deterministic: the same text in the same entry of the same file keeps its id across
-    ingests even when an edit above it shifts its offsets, so it is not embedded again."""
-    key = "\x1f".join((persona, source, title, content_hash(text), str(occurrence)))
+    ingests even when an edit above it shifts its offsets, so it is not embedded again. The file
+    name counts in NFC: a name rewritten in NFD by a sync tool keeps its chunks' ids."""
+    key = "\x1f".join((persona, unicodedata.normalize("NFC", source), title, content_hash(text), str(occurrence)))
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 

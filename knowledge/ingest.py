@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,10 +39,18 @@ class IngestReport:
     files_removed: list[str] = field(default_factory=list)
     private: list[str] = field(default_factory=list)  # private files, and "file#title" of private entries
     skipped: list[dict[str, str]] = field(default_factory=list)  # {"file", "reason"}
+    retracted: list[str] = field(default_factory=list)  # emptied files whose chunks were removed
+    # The encoding of each file read: citations satisfy open(path, encoding=...).read()[start:end] == quote.
+    encodings: dict[str, str] = field(default_factory=dict)
     warnings: list[dict[str, str]] = field(default_factory=list)  # {"file", "title", "warning"}
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+def source_key(source: str) -> str:
+    """The identity of a source file: its relative name in NFC (the form macOS may have changed)."""
+    return unicodedata.normalize("NFC", source)
 
 
 def discover(folder: Path) -> list[Path]:
@@ -74,24 +83,49 @@ def ingest(
 
     Unchanged files are not even chunked again; changed files' chunks that kept their text keep
     their ids and vectors. Unreadable files are skipped with their reason and, if they were
-    indexed before, keep their old chunks (nothing stored is lost because of a bad read).
+    indexed before, keep their old chunks (nothing stored is lost because of a bad read). A file
+    emptied (0 bytes, or only white space) is a retraction: its chunks are removed.
     """
     from knowledge.scan import scan_injection
 
     report = IngestReport(persona=persona)
     old = store.manifest(persona)
+    # A file is known by its name in NFC: a sync tool that rewrites the name in NFD (macOS) or back
+    # does not make it a second source, nor orphan its chunks. Citations name the file as saved.
+    old_by_key = {source_key(s): rec for s, rec in old.files.items()}
     new = Manifest(collection=old.collection)
     to_check: list[Chunk] = []  # chunks of changed files: embed if new, else maybe move
+    named = [(path, path.relative_to(root).as_posix() if path != root else path.name) for path in paths]
+    # Two files whose names differ only in Unicode form (possible on Linux): the one indexed before
+    # wins, else the first; the other is skipped with a reason.
+    chosen: dict[str, str] = {}
+    for _, source in named:
+        key = source_key(source)
+        prev_rec = old_by_key.get(key)
+        if key not in chosen or (prev_rec is not None and source == prev_rec.source):
+            chosen[key] = source
 
-    for path in paths:
-        source = path.relative_to(root).as_posix() if path != root else path.name
+    for path, source in named:
+        key = source_key(source)
+        if chosen[key] != source:
+            report.skipped.append(
+                {"file": source, "reason": f"same name as {chosen[key]} in another Unicode form: rename or remove one"}
+            )
+            continue
+        prev = old_by_key.get(key)
         try:
             doc = load_document(path, source)
         except LoadError as exc:
-            report.skipped.append({"file": source, "reason": exc.reason})
-            if source in old.files:
-                new.files[source] = old.files[source]
+            reason = exc.reason
+            if prev is not None and exc.retract:
+                reason += f": its {len(prev.ids)} indexed chunks were removed"
+                report.retracted.append(source)
+            elif prev is not None:
+                reason += f"; its {len(prev.ids)} indexed chunks are kept until it can be read"
+                new.files[prev.source] = prev
+            report.skipped.append({"file": source, "reason": reason})
             continue
+        report.encodings[source] = doc.encoding
         report.files += 1
         if doc.private:
             report.private.append(source)
@@ -99,8 +133,7 @@ def ingest(
         report.private.extend(f"{source}#{title}" for title in doc.private_entries)
         # Which entries are private is part of what gets indexed: marking one re-indexes the file.
         sha = hashlib.sha256((doc.text + privacy.fingerprint(doc.private_entries)).encode("utf-8")).hexdigest()
-        prev = old.files.get(source)
-        if prev is not None and prev.sha256 == sha and prev.chunk_tokens == chunk_tokens:
+        if prev is not None and prev.sha256 == sha and prev.chunk_tokens == chunk_tokens and prev.source == source:
             new.files[source] = prev
             report.unchanged += len(prev.ids)
             continue
@@ -127,7 +160,8 @@ def ingest(
     report.unchanged += sum(1 for c in kept if c.id in old_ids and c.id not in moved_ids)
 
     removed_sources = [s for s in old.files if s not in new.files]
-    report.files_removed = removed_sources
+    new_keys = {source_key(s) for s in new.files}
+    report.files_removed = [s for s in removed_sources if source_key(s) not in new_keys]
     store.commit(new, removed_sources)
     if on_commit is not None:
         on_commit()

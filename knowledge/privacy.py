@@ -14,6 +14,7 @@ Three ways to mark a single entry private (a whole file: front matter ``private:
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -39,6 +40,7 @@ class Rules:
 
     @staticmethod
     def _matches(rule: str, source: str) -> bool:
+        source = unicodedata.normalize("NFC", source)  # rules are NFC; a name saved in NFD still matches
         return rule == source or ("/" not in rule and PurePosixPath(source).name == rule)
 
     def file_private(self, source: str) -> bool:
@@ -74,10 +76,13 @@ def root_of(path: Path, source: str) -> Path:
 
 
 def load_rules(folder: Path) -> Rules:
-    """The folder's manifest; none (or an unreadable one) means no rules."""
+    """The folder's manifest, decoded and normalised as notes are (a BOM, CRLF or NFD names do not
+    hide a rule); none (or an unreadable one) means no rules."""
+    from knowledge.decode import DecodeError, decode_bytes
+
     try:
-        return parse_rules((folder / MANIFEST).read_text("utf-8"))
-    except (OSError, UnicodeDecodeError):
+        return parse_rules(decode_bytes((folder / MANIFEST).read_bytes()).norm)
+    except (OSError, DecodeError):
         return Rules()
 
 

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover
     import tiktoken
 
+# The invisible characters knowledge/decode.py removes (kept here too: decode imports nothing from text).
+_INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 _HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 
@@ -124,7 +126,8 @@ _JOSA = (
 
 
 def normalize(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).lower()
+    """Text for lexical matching: invisible characters removed (knowledge/decode.py), NFKC, lower case."""
+    return unicodedata.normalize("NFKC", _INVISIBLE.sub("", text)).lower()
 
 
 def lexical_tokens(text: str) -> list[str]:
