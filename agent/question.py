@@ -173,6 +173,11 @@ def foreign_possessions(question: str, corpus_lower: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+def _portable(name: str) -> bool:
+    """A name written the same in any language: an acronym, a CamelCase name or one with digits."""
+    return name.isupper() or any(ch.isdigit() for ch in name) or any(ch.isupper() for ch in name[1:])
+
+
 def is_view(question: str, lang: str | None = None) -> bool:
     """True when the question asks for the writer's position rather than an event or a fact."""
     lang = lang or detect_lang(question)
@@ -205,6 +210,11 @@ def understand(question: str, corpus_text: str = "", persona_langs: Iterable[str
     if is_steer(question):
         return Question(question, "steer", lang)
     names = foreign_names(question, corpus_lower) if corpus_text else ()
+    if lang not in tuple(persona_langs):
+        # Asked in another language than the writings: an ordinary capitalised word ("Korean" in
+        # an English question to Korean notes) cannot be found in them; only names that stay the
+        # same across languages (DeepMind, RLHF, GPT-4) can be missing.
+        names = tuple(n for n in names if _portable(n))
     nouns = foreign_possessions(question, corpus_lower) if corpus_text and lang in tuple(persona_langs) else ()
     seen = {n.lower() for n in names}
     foreign = tuple(dict.fromkeys((*names, *(n for n in nouns if n.lower() not in seen))))

@@ -85,3 +85,10 @@ def test_steering_attempts_en_and_ko() -> None:
 def test_deterministic() -> None:
     q = "Is scaling up models the road to superintelligence?"
     assert understand(q, RAJ, ("en", "ko")) == understand(q, RAJ, ("en", "ko"))
+
+
+def test_a_question_in_another_language_misses_only_portable_names() -> None:
+    korean_notes = "## [토크나이저_비교]\n한국어 토크나이저를 비교했다. 형태소 분석이 먼저다."
+    q = understand("What did you find when you compared tokenizers for Korean?", korean_notes, ("ko",))
+    assert q.kind == "fact"
+    assert understand("Tell me about your years at DeepMind.", korean_notes, ("ko",)).kind == "premise"

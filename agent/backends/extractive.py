@@ -23,7 +23,7 @@ LEADS = {
     "view": {"en": "My view, as I wrote it:", "ko": "제 생각은 이렇습니다:"},
 }
 LEADS_OTHER_LANG = {
-    "fact": {"en": "I wrote this down in Korean:", "ko": "이 이야기는 영어로 적어 두었어요:"},
+    "fact": {"en": "I wrote this down in Korean:", "ko": "이 이야기는 제가 영어로 적어 두었어요:"},
     "view": {"en": "I wrote my view down in Korean:", "ko": "제 생각은 영어로 적어 두었어요:"},
 }
 UNADDRESSED = {
