@@ -154,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             agent = build_agent(Settings.from_env().replace(home=args.home))
         else:
             agent = index_bundled(Path(tmp))
+        agent.ask(args.question)  # load the embedder first: on a busy machine the page would time out
         with serve(build_app(agent.ask_stream)) as url:
             take_screenshot(url, args.out, args.question)
     print(f"wrote {args.out}")
