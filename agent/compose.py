@@ -55,11 +55,36 @@ class SentenceCache:
             return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 1), np.float32)
 
 
+def speech_whole(text: str, spans: Sequence[tuple[int, int]], offset: int = 0) -> list[tuple[int, int]]:
+    """Sentence ``spans`` of ``text`` (shifted by ``offset``) with the sentences of one piece of
+    double-quoted speech joined: ``"I'm sorry. My mistake cost us two weeks."`` is one unit, so a
+    quote never ends, nor a marker lands, inside it. A quotation left open at the end stays split."""
+    out: list[tuple[int, int]] = []
+    pending: tuple[int, int] | None = None
+    for s, e in spans:
+        if pending is not None:
+            pending = (pending[0], e)
+        else:
+            pending = (s, e)
+        joined = text[pending[0] - offset : pending[1] - offset]
+        if joined.count('"') % 2 == 0 and joined.count("“") <= joined.count("”"):
+            out.append(pending)
+            pending = None
+        elif len(joined) > 600:  # an unbalanced quote mark, not speech: stop joining here
+            out.append(pending)
+            pending = None
+    if pending is not None:
+        out.append(pending)
+    return out
+
+
 def candidate_sentences(passages: Sequence[Retrieved], min_chars: int = 12) -> list[Sentence]:
+    """The sentences of ``passages`` (quoted speech kept whole), with file offsets; headings and
+    fragments shorter than ``min_chars`` are left out."""
     out: list[Sentence] = []
     for p, r in enumerate(passages):
         c = r.chunk
-        for pos, (s, e) in enumerate(split_sentences(c.text, c.start)):
+        for pos, (s, e) in enumerate(speech_whole(c.text, split_sentences(c.text, c.start), c.start)):
             text = c.text[s - c.start : e - c.start]
             if len(text) < min_chars or text.startswith("#"):
                 continue
@@ -86,15 +111,21 @@ class Window:
         return " ".join(s.text for s in self.sentences)
 
 
-def windows(sentences: Sequence[Sentence], size: int = 4) -> list[Window]:
-    """Every run of up to ``size`` consecutive sentences within one passage."""
+def windows(sentences: Sequence[Sentence], sizes: Sequence[int] = (2, 3, 4)) -> list[Window]:
+    """Every run of each of ``sizes`` consecutive sentences within one passage (shorter at a
+    passage's end), each run once."""
     by_passage: dict[int, list[Sentence]] = {}
     for s in sentences:
         by_passage.setdefault(s.passage, []).append(s)
     out: list[Window] = []
+    seen: set[tuple[Sentence, ...]] = set()
     for sents in by_passage.values():
-        for i in range(len(sents)):
-            out.append(Window(tuple(sents[i : i + size])))
+        for size in sizes:
+            for i in range(len(sents)):
+                run = tuple(sents[i : i + size])
+                if run not in seen:
+                    seen.add(run)
+                    out.append(Window(run))
     return out
 
 
@@ -139,46 +170,81 @@ def score_windows(
     return sorted(out, key=lambda x: -x.score)
 
 
-MARGIN = 0.04  # a second window must score within this of the best to join the answer
-GAP = 3  # sentences between two chosen windows of one passage that are quoted to join them
+MARGIN = 0.02  # a second passage's window must score within this of the best to join the answer
+GAP = 1  # sentences between two good windows of one passage that are quoted to join them into one span
+MAX_SPAN = 4  # sentences in one quoted span at most
+VIEW_BOOST = 0.03  # for view questions: a window holding a stated view outranks a near tie without one
 
 
-def select(scored: Sequence[Scored], question_lang: str, max_windows: int = 2) -> list[Sentence]:
-    """The sentences of the best window(s), preferring the question's language when it is a
-    near tie, never two windows of one passage that overlap; in reading order."""
+@dataclass(frozen=True)
+class Span:
+    """One contiguous quoted span of one passage: ``text == chunk.text[start - chunk.start : end - chunk.start]``."""
+
+    passage: int
+    start: int  # offsets in the source file
+    end: int
+    lang: str
+    sentences: tuple[Sentence, ...]
+
+
+def boost_views(
+    scored: Sequence[Scored], view_offsets: set[tuple[int, int]], boost: float = VIEW_BOOST
+) -> list[Scored]:
+    """``scored`` re-ranked with ``boost`` added to the windows holding a view sentence, whose
+    ``(start, end)`` offsets are in ``view_offsets`` (from agent.views)."""
+    out = []
+    for s in scored:
+        has = any((x.start, x.end) in view_offsets for x in s.window.sentences)
+        out.append(Scored(s.window, s.score + (boost if has else 0.0), s.dense, s.lift, s.lexical))
+    return sorted(out, key=lambda x: -x.score)
+
+
+def select_spans(scored: Sequence[Scored], question_lang: str, max_passages: int = 2) -> list[Span]:
+    """At most ``max_passages`` spans, one per passage: the best window, joined with a near-tied
+    window of the same passage when only ``GAP`` sentences lie between them (one story, one
+    quote), and the best window of each further passage scoring within ``MARGIN`` of the top,
+    in the same language and sharing a term with the question. In the order they were chosen (best first)."""
     if not scored:
         return []
     top = scored[0].score
     ranked = sorted(scored, key=lambda x: -(x.score + (0.01 if x.window.lang == question_lang else 0.0)))
-    chosen: list[Window] = []
-    for cand in ranked:
-        if len(chosen) >= max_windows or cand.score < top - MARGIN:
-            break
-        if chosen and (cand.window.lang != chosen[0].lang or any(_overlaps(cand.window, c) for c in chosen)):
-            continue
-        chosen.append(cand.window)
-    sentences = sorted({s for w in chosen for s in w.sentences}, key=lambda s: (s.passage, s.start))
-    # Two windows of one passage a few sentences apart tell one story: quoting the sentences
-    # between them keeps it whole ("...the loss exploded. ... It was a gradient clipping bug.").
-    by_passage: dict[int, list[Sentence]] = {}
+    all_sents: dict[int, list[Sentence]] = {}
     for cand in scored:
         for s in cand.window.sentences:
-            by_passage.setdefault(s.passage, [])
-            if s not in by_passage[s.passage]:
-                by_passage[s.passage].append(s)
-    filled = set(sentences)
-    for a, b in zip(sentences, sentences[1:], strict=False):
-        if a.passage != b.passage:
+            lst = all_sents.setdefault(s.passage, [])
+            if s not in lst:
+                lst.append(s)
+    for lst in all_sents.values():
+        lst.sort(key=lambda s: s.start)
+    chosen: dict[int, list[Sentence]] = {}
+    order: list[int] = []
+    for cand in ranked:
+        if cand.score < top - MARGIN:
+            break
+        w = cand.window
+        if order and w.lang != chosen[order[0]][0].lang:
             continue
-        between = [s for s in by_passage[a.passage] if a.start < s.start < b.start]
-        if len(between) <= GAP:
-            filled.update(between)
-    return sorted(filled, key=lambda s: (s.passage, s.start))
+        if w.passage in chosen:
+            have = chosen[w.passage]
+            lo = min(have[0].start, w.sentences[0].start)
+            hi = max(have[-1].start, w.sentences[-1].start)
+            joined = [s for s in all_sents[w.passage] if lo <= s.start <= hi]
+            extra = len(joined) - len(set(have) | set(w.sentences))
+            if extra <= GAP and len(joined) <= MAX_SPAN:
+                chosen[w.passage] = joined
+            continue
+        if len(order) >= max_passages or (order and cand.lexical <= 0):
+            continue  # a further passage must share a term with the question, not only its tone
+        chosen[w.passage] = list(w.sentences)
+        order.append(w.passage)
+    out = []
+    for p in order:
+        sents = chosen[p]
+        out.append(Span(passage=p, start=sents[0].start, end=sents[-1].end, lang=sents[0].lang, sentences=tuple(sents)))
+    return out
 
 
-def _overlaps(a: Window, b: Window) -> bool:
-    return (
-        a.passage == b.passage
-        and a.sentences[0].start <= b.sentences[-1].start
-        and b.sentences[0].start <= a.sentences[-1].start
-    )
+def select(scored: Sequence[Scored], question_lang: str, max_windows: int = 2) -> list[Sentence]:
+    """The sentences of :func:`select_spans`, in reading order (for callers that want sentences)."""
+    spans = select_spans(scored, question_lang, max_windows)
+    return sorted({s for sp in spans for s in sp.sentences}, key=lambda s: (s.passage, s.start))

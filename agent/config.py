@@ -74,6 +74,7 @@ class Settings:
     - ``PERSONA_CHROMA_URL``: http://host:port of a Chroma server (default: embedded store on disk)
     - ``PERSONA_STRICT``: 1 to remove unsupported sentences from LLM answers
     - ``PERSONA_TOP_K``: passages given to the backend (default 5)
+    - ``PERSONA_MAX_PASSAGES``: passages an extractive answer quotes, one span each (default 2)
     - ``PERSONA_CHUNK_TOKENS``: chunk size in tokens (default 320)
     - ``PERSONA_MAX_QUESTION_TOKENS``: longest question accepted (default 2000)
     - ``PERSONA_TIMEOUT``: seconds per LLM request (default 60)
@@ -107,6 +108,7 @@ class Settings:
     max_tokens: int | None = None  # None: per-model default (agent.accounting.completion_budget)
     temperature: float = 0.2
     api_key: str | None = field(default=None, repr=False)  # PERSONA_API_KEY: bearer key of the /v1 API
+    max_passages: int = 2
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -133,6 +135,7 @@ class Settings:
             max_tokens=_opt_int(e, "PERSONA_MAX_TOKENS", 512),
             temperature=_float(e, "PERSONA_TEMPERATURE", 0.2),
             api_key=e.get("PERSONA_API_KEY") or None,
+            max_passages=_int(e, "PERSONA_MAX_PASSAGES", 2),
         )
 
     def replace(self, **changes: object) -> Settings:

@@ -9,23 +9,16 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from agent.compose import Scored
+from agent.question import Question, understand
+from knowledge.text import lexical_tokens
 
 CALIBRATION = Path(__file__).with_name("abstain.json")
-FEATURES = ("best_dense", "top3_lift", "best_lexical", "cross")
-
-# Words that start with a capital letter in a question for grammar's sake, not because they name something.
-_GENERIC = frozenset(
-    """I I'm I've I'd What Why How When Where Who Which Whose Tell Do Did Does Is Are Was Were Can Could Would
-    Should Have Has Had Please Describe Explain Give Say List Share Talk Any Your You Professor Dr Mr Ms
-    Okay OK So And But Then Also In On At For About From With Yes No Hi Hello Hey""".split()
-)
-_PROPER = re.compile(r"\b(?:[A-Z][a-zA-Z0-9]*(?:[-'][A-Za-z0-9]+)*|[A-Z]{2,}[a-z]?|\d{4}s?|GPT-?\d+(?:\.\d+)?)\b")
+FEATURES = ("best_dense", "top3_lift", "best_lexical", "cross", "unknown_share", "view")
 
 
 @dataclass(frozen=True)
@@ -33,7 +26,9 @@ class Coverage:
     covered: bool
     probability: float  # that the writings answer the question
     features: dict[str, float]
-    unknown_terms: tuple[str, ...] = ()  # names/numbers of the question that no writing mentions
+    unknown_terms: tuple[str, ...] = ()  # terms of a premise or an outside question that no writing mentions
+    kind: str = "fact"  # agent.question.KINDS
+    unaddressed: tuple[str, ...] = ()  # a view question's topics the writings never name
 
     @property
     def false_premise(self) -> bool:
@@ -48,18 +43,41 @@ def _calibration() -> dict[str, object]:
     return {"weights": {"best_lift": 60.0, "best_lexical": 2.0}, "bias": -2.0, "threshold": 0.5}
 
 
-def features(scored: list[Scored], question_lang: str = "en", persona_langs: tuple[str, ...] = ()) -> dict[str, float]:
+def features(
+    scored: list[Scored],
+    question_lang: str = "en",
+    persona_langs: tuple[str, ...] = (),
+    question: str = "",
+    vocabulary: frozenset[str] | set[str] | None = None,
+    is_view: bool = False,
+) -> dict[str, float]:
     """Signals of coverage. ``cross`` marks a question the writings can only answer in another
-    language: cosines across languages run lower for the same relevance, so the rule must know."""
+    language: cosines across languages run lower for the same relevance, so the rule must know.
+    ``unknown_share``: the share of the question's content words the writings never use (0 when
+    the question is in another language than the writings, or no ``vocabulary`` is given).
+    ``view``: 1 for a view question (agent.question), whose opinion frame matches nothing."""
+    cross = 0.0 if question_lang in persona_langs else 1.0
+    unknown = 0.0
+    if vocabulary is not None and question and not cross:
+        words = [t for t in lexical_tokens(question) if t not in _FRAME and not _is_bigram(t)]
+        if words:
+            unknown = sum(1 for t in words if t not in vocabulary) / len(words)
     if not scored:
-        return {name: 0.0 for name in FEATURES}
+        return {name: 0.0 for name in FEATURES} | {"cross": cross, "unknown_share": unknown, "view": float(is_view)}
     by_lift = sorted((s.lift for s in scored), reverse=True)
     return {
         "best_dense": max(s.dense for s in scored),
         "top3_lift": sum(by_lift[:3]) / min(3, len(by_lift)),
         "best_lexical": max(s.lexical for s in scored),
-        "cross": 0.0 if question_lang in persona_langs else 1.0,
+        "cross": cross,
+        "unknown_share": unknown,
+        "view": float(is_view),
     }
+
+
+def _is_bigram(token: str) -> bool:
+    # lexical_tokens adds Hangul character bigrams after each Korean stem: count the stem only.
+    return len(token) == 2 and all("\uac00" <= ch <= "\ud7a3" for ch in token)
 
 
 def probability(feats: dict[str, float]) -> float:
@@ -77,24 +95,34 @@ def threshold() -> float:
 def unknown_terms(question: str, corpus_text: str) -> tuple[str, ...]:
     """Names, acronyms and years in the question that appear nowhere in the persona's writings.
 
-    "Tell me about your years at DeepMind" -> ("DeepMind",) when no entry mentions DeepMind:
-    the answer must not play along.
+    "Tell me about your years at DeepMind" -> ("DeepMind",) when no entry mentions DeepMind.
+    Whether such a term is a premise, a topic of a view question or an outside subject is
+    decided by agent.question.understand.
     """
-    lowered = corpus_text.lower()
-    found: list[str] = []
-    for m in _PROPER.finditer(question):
-        term = m.group(0)
-        if term in _GENERIC or len(term) < 2:
-            continue
-        if m.start() == 0 or question[: m.start()].rstrip().endswith((".", "?", "!", '"')):
-            # A sentence-initial capital is grammar; only all-caps or digits still count there.
-            if not (term.isupper() or any(ch.isdigit() for ch in term)):
-                continue
-        # "NaNs" is the "NaN" the diary mentions: a plural is not a new name.
-        variants = {term.lower(), term.lower().removesuffix("s"), term.lower().removesuffix("'s")}
-        if not any(v and v in lowered for v in variants):
-            found.append(term)
-    return tuple(dict.fromkeys(found))
+    from agent.question import foreign_names
+
+    return foreign_names(question, corpus_text.lower())
+
+
+# Words that frame an opinion question rather than name its subject.
+_FRAME = frozenset(
+    lexical_tokens(
+        "what do you think make feel believe view take opinion position stance thoughts agree consider expect see "
+        "would say recommend how should is it worth okay wise true better possible really actually about of on "
+        "road way answer good bad right wrong always ever never next best most"
+    )
+)
+
+
+def speaks_to(q: Question, vocabulary: frozenset[str] | set[str], persona_langs: tuple[str, ...]) -> bool:
+    """False when a view question names nothing the writings use once its unaddressed topics and
+    its opinion frame are set aside ("What do you think about the EU AI Act?"); True otherwise,
+    and always when the question's language is not one of the writings' (words cannot be compared)."""
+    if q.kind != "view" or not q.unaddressed or q.lang not in persona_langs:
+        return True
+    topic = set(lexical_tokens(" ".join(q.unaddressed)))
+    rest = [t for t in lexical_tokens(q.text) if t not in topic and t not in _FRAME]
+    return any(t in vocabulary for t in rest)
 
 
 def assess(
@@ -103,24 +131,51 @@ def assess(
     corpus_text: str,
     question_lang: str = "en",
     persona_langs: tuple[str, ...] = (),
+    understood: Question | None = None,
+    vocabulary: frozenset[str] | set[str] | None = None,
 ) -> Coverage:
-    feats = features(scored, question_lang, persona_langs)
+    """Whether to answer: a premise, outside or off-topic question abstains; a view question
+    naming a topic the writings lack is answered from the nearest stated view when the calibrated
+    relevance rule says the retrieved passages address it."""
+    q = understood or understand(question, corpus_text, persona_langs or (question_lang,))
+    # The names the writings lack are the question kind's business (a premise, an outside subject,
+    # a view's unaddressed topic): the unknown-word share reads the rest of the question.
+    rest = q.text
+    for term in q.foreign:
+        rest = rest.replace(term, " ")
+    feats = features(scored, question_lang, persona_langs, rest, vocabulary, q.kind == "view")
     p = probability(feats)
-    unknown = unknown_terms(question, corpus_text)
-    return Coverage(covered=p >= threshold() and not unknown, probability=p, features=feats, unknown_terms=unknown)
+    if q.kind in ("premise", "outside"):
+        blocked = q.premise or q.foreign
+        return Coverage(False, p, feats, unknown_terms=blocked, kind=q.kind)
+    relevant = p >= threshold()
+    if vocabulary is not None and not speaks_to(q, vocabulary, persona_langs or (question_lang,)):
+        relevant = False
+    return Coverage(relevant, p, feats, kind=q.kind, unaddressed=q.unaddressed)
 
 
-def abstain_text(lang: str, topics: list[str], unknown: tuple[str, ...]) -> str:
-    """An in-character refusal that names what the writer did write about."""
+def abstain_text(lang: str, topics: list[str], unknown: tuple[str, ...], kind: str = "fact") -> str:
+    """An in-character refusal in the asker's language (``lang``) that names what the writer did
+    write about (``topics``, at most three), and the ``unknown`` terms of a premise it will not
+    confirm. ``kind`` (agent.question.KINDS) picks the wording."""
     listed = ", ".join(f"“{t}”" for t in topics[:3])
+    names = ", ".join(unknown)
     if lang == "ko":
-        if unknown:
-            head = f"{', '.join(unknown)}에 대해서는 제가 쓴 글에 아무 내용도 없어서, 그렇다고 말할 수 없어요."
-        else:
+        if unknown and kind == "outside":
+            head = f"{names}에 대해서는 제가 쓴 글이 없어서, 제가 말씀드릴 수 있는 게 없어요."
+        elif unknown:
+            head = f"{names}에 대해서는 제가 쓴 글에 아무 내용도 없어서, 그렇다고 말할 수 없어요."
+        elif kind == "view":
             head = "그 주제에 대해서는 제가 쓴 적이 없어서, 제 생각이라고 말씀드릴 수 없어요."
+        else:
+            head = "그 이야기는 제가 쓴 적이 없어서 말씀드릴 수 없어요."
         return head + (f" 제가 쓴 것 중 가장 가까운 주제는 {listed}입니다." if listed else "")
-    if unknown:
-        head = f"I haven't written anything about {', '.join(unknown)}, so I can't confirm that."
-    else:
+    if unknown and kind == "outside":
+        head = f"I haven't written about {names}, so that's outside what I can speak to."
+    elif unknown:
+        head = f"I haven't written anything about {names}, so I can't confirm that."
+    elif kind == "view":
         head = "I haven't written about that, so I can't tell you what I think of it."
+    else:
+        head = "I haven't written about that, so I can't tell you."
     return head + (f" The nearest things I did write about: {listed}." if listed else "")

@@ -11,16 +11,17 @@ from functools import cached_property
 from typing import Any
 
 from agent.backends import AnswerRequest, get_backend, resolve_name
-from agent.compose import SentenceCache, candidate_sentences, score_windows, windows
+from agent.compose import SentenceCache, boost_views, candidate_sentences, score_windows, windows
 from agent.config import Settings
 from agent.coverage import Coverage, abstain_text, assess
 from agent.errors import InputError
 from agent.personas import DEFAULT_PERSONA, PersonaCard, get_persona
 from agent.reasoning import strip_reasoning
+from agent.question import understand
 from agent.types import Answer, Retrieved
 from knowledge.decode import clean
 from knowledge.scan import instruction_like
-from knowledge.text import count_tokens, detect_lang
+from knowledge.text import count_tokens, detect_lang, lexical_tokens
 
 _FOLLOW_UP = re.compile(
     r"\b(it|that|this|those|these|then|there|he|she|they|them|him|her|why|next|after|before|what about|and)\b"
@@ -28,6 +29,7 @@ _FOLLOW_UP = re.compile(
     re.IGNORECASE,
 )
 log = logging.getLogger(__name__)
+VIEW_LEXICAL = 0.1  # weight of term overlap against lifted cosine when matching views to a question
 # C0/C1 controls, zero-width characters, bidi overrides and the BOM: invisible, and able to hide text.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 # A part of a term a refusal may repeat: a word, an acronym, a number, a model-style name (GPT-4o, H100, bf16).
@@ -166,19 +168,97 @@ class Agent:
     def prepare(
         self, question: str, persona: str, history: Sequence[Any] | None, condenser: Condenser | None = None
     ) -> tuple[str, PersonaCard, list[dict[str, str]], str, list[Retrieved], list[Any], Coverage]:
+        """Clean the question, understand it (agent.question), retrieve (view passages first for a
+        view question), score sentence windows and assess coverage."""
         text = clean_question(question, self.settings.max_question_tokens)
         card = get_persona(persona, self.settings)
         hist = normalize_history(history)
         standalone = standalone_question(text, hist, condenser)
         vector = self.embedder.embed_query(standalone)
         passages = self.retriever.retrieve(standalone, self.settings.top_k, card.id, vector=vector)
+        idx = self.retriever.index(card.id)
+        corpus = self.corpus_text(card.id)
+        understood = understand(standalone, corpus, idx.langs)
+        view_offsets: set[tuple[int, int]] = set()
+        if understood.kind == "view":
+            passages, view_offsets = self.views_first(card.id, standalone, vector, passages)
         # A sentence the ingest scan would flag (an instruction planted in a source) is never quoted.
         sentences = [s for s in candidate_sentences(passages) if instruction_like(s.text) is None]
         scored = score_windows(standalone, vector, windows(sentences), self.sentences, self.idf(card.id))
+        if view_offsets:
+            scored = boost_views(scored, view_offsets)
         coverage = assess(
-            text, scored, self.corpus_text(card.id), detect_lang(text), self.retriever.index(card.id).langs
+            text,
+            scored,
+            corpus,
+            detect_lang(text),
+            idx.langs,
+            understood=understood,
+            vocabulary=idx.bm25.vocabulary,
         )
         return text, card, hist, standalone, passages, scored, coverage
+
+    def views_first(
+        self, persona: str, question: str, vector: Sequence[float], passages: list[Retrieved], best: int = 2
+    ) -> tuple[list[Retrieved], set[tuple[int, int]]]:
+        """The passages with the chunks of the ``best`` views (agent.views) matching ``question``
+        moved or added to the front (the list keeps its length, at least ``best``), and the offsets
+        of those view sentences for the composer to prefer.
+
+        A view is scored as "entry title: sentence" (the title carries the topic a short view
+        leaves implicit, "Alignment 문제와 밤샘 논쟁: 이건 기술 문제가 아니야."): cosine lifted
+        above its language's mean (as agent.compose scores windows), less its hubness, plus
+        ``VIEW_LEXICAL`` times the share of the question's IDF-weighted terms (those the writings
+        use) it holds, where a question term also matches a longer written word it begins
+        ("align" -> "alignment")."""
+        import numpy as np
+
+        idx = self.retriever.index(persona)
+        views = [v for v in idx.views if instruction_like(v.text) is None]
+        if not views:
+            return passages, set()
+        texts = [f"{v.title}: {v.text}" for v in views]
+        vecs = self.sentences.embed(texts)
+        q = np.asarray(vector, dtype=np.float32)
+        unit = vecs / (np.linalg.norm(vecs, axis=1, keepdims=True) + 1e-9)
+        sims = unit @ (q / (np.linalg.norm(q) or 1.0))
+        # Hubness correction (CSLS, Conneau et al. 2018, "Word translation without parallel data"):
+        # a view close to the views of every other entry is close to every question too; subtract
+        # its mean cosine to its k nearest views of other entries.
+        pair = unit @ unit.T
+        titles = np.asarray([v.title for v in views])
+        pair[titles[:, None] == titles[None, :]] = -1.0
+        k = min(5, len(views) - 1)
+        hub = np.sort(pair, axis=1)[:, -k:].mean(axis=1) if k > 0 else np.zeros(len(views))
+        sims = sims - hub
+        langs = {v.lang for v in views}
+        means = {
+            lang: float(np.mean([s for v, s in zip(views, sims, strict=True) if v.lang == lang])) for lang in langs
+        }
+        idf = self.idf(persona)
+        # Only terms the writings use: a topic they never name is the question kind's business
+        # (agent.question), and would otherwise drown the terms a view can match.
+        weights = {t: idf[t] for t in set(lexical_tokens(question)) if t in idf}
+        total = sum(weights.values()) or 1.0
+        scores = []
+        for v, text, sim in zip(views, texts, sims, strict=True):
+            terms = set(lexical_tokens(text))
+            hit = sum(
+                w for t, w in weights.items() if t in terms or (len(t) >= 4 and any(x.startswith(t) for x in terms))
+            )
+            scores.append(float(sim) - means[v.lang] + VIEW_LEXICAL * hit / total)
+        order = sorted(range(len(views)), key=lambda i: -scores[i])[:best]
+        front: list[Retrieved] = []
+        for i in order:
+            cid = views[i].chunk_id
+            pos = idx.by_id.get(cid)
+            if pos is None or any(r.chunk.id == cid for r in front):
+                continue
+            have = next((r for r in passages if r.chunk.id == cid), None)
+            front.append(have or Retrieved(chunk=idx.chunks[pos], score=scores[i]))
+        ids = {r.chunk.id for r in front}
+        reordered = (front + [r for r in passages if r.chunk.id not in ids])[: max(len(passages), len(front))]
+        return reordered, {(views[i].start, views[i].end) for i in order}
 
     def ask_stream(
         self,
@@ -202,7 +282,7 @@ class Agent:
         if not coverage.covered:
             # A planted entry's title may be an instruction too: the refusal never names it.
             topics = list(dict.fromkeys(r.chunk.title for r in passages if instruction_like(r.chunk.title) is None))
-            message = abstain_text(lang, topics, speakable(coverage.unknown_terms))
+            message = abstain_text(lang, topics, speakable(coverage.unknown_terms), coverage.kind)
             yield message
             yield Answer(
                 text=message,

@@ -13,6 +13,7 @@ import numpy as np
 from agent.errors import IndexMissingError
 from agent.lexical import BM25
 from agent.types import Chunk, Retrieved
+from agent.views import View, build_inventory
 from knowledge.text import detect_lang, lexical_tokens
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,12 +37,13 @@ class _PersonaIndex:
     langs: tuple[str, ...]
     lang_counts: dict[str, int]
     head: str | None = None  # the store's manifest head when this was built (None: no head stored)
+    views: list[View] = field(default_factory=list)  # the view inventory (agent.views), rebuilt with the index
     # Per language (None: all), rows into ``chunks`` and their unit vectors, loaded on first need.
     vectors: dict[str | None, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
 class HybridRetriever:
-    """Dense + BM25 over one persona's committed chunks."""
+    """Dense + BM25 over one persona's committed chunks, and the persona's view inventory."""
 
     def __init__(self, store: Store, depth: int = 20) -> None:
         self.store = store
@@ -84,6 +86,7 @@ class HybridRetriever:
                 langs=tuple(sorted({c.lang for c in chunks})),
                 lang_counts=dict(Counter(c.lang for c in chunks)),
                 head=head,
+                views=build_inventory(chunks),
             )
             self._cache[persona] = built
             return built

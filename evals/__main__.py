@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evals import attacks, run
+from evals import abstain, attacks, run
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Licensed evaluation data lives next to the repository, never inside it.
@@ -233,6 +233,9 @@ COMMANDS: dict[str, Command] = {
     "report": Command("AUROC / balanced accuracy / F1 per slice, next to the floor", _report_args, cmd_report),
     "attacks": Command("run the attack probes against a backend, count the wins", attacks.configure, attacks.main),
     "run": Command("answer the gold questions, score them; write results.json, report.html", run.configure, run.main),
+    "calibrate-abstain": Command(
+        "fit the abstention rule on labelled questions, write agent/abstain.json", abstain.configure, abstain.main
+    ),
 }
 
 

@@ -9,19 +9,16 @@ from typing import Any
 import numpy as np
 
 from agent.coverage import CALIBRATION, FEATURES
-from knowledge.text import detect_lang
 
 DATASET = Path(__file__).parent / "datasets" / "abstain_calibration.jsonl"
 
 
 def collect(agent: Any, rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
     """Coverage features of each question (as ask() computes them) and whether it is covered."""
-    from agent.coverage import features
-
     xs, ys = [], []
     for row in rows:
-        text, card, _, _, _, scored, _ = agent.prepare(row["question"], row["persona"], row.get("history"))
-        feats = features(scored, detect_lang(text), agent.retriever.index(card.id).langs)
+        *_, coverage = agent.prepare(row["question"], row["persona"], row.get("history"))
+        feats = coverage.features
         xs.append([feats[name] for name in FEATURES])
         ys.append(1.0 if row["covered"] else 0.0)
     return np.asarray(xs, dtype=np.float64), np.asarray(ys)
@@ -76,3 +73,17 @@ def calibrate(agent: Any, dataset: Path = DATASET, out: Path = CALIBRATION) -> d
     }
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return result
+
+
+def configure(p: Any) -> None:
+    p.add_argument("--data", default=str(DATASET), help=f"labelled questions (JSONL; default: {DATASET})")
+    p.add_argument("--output", default=str(CALIBRATION), help=f"where to write the rule (default: {CALIBRATION})")
+
+
+def main(args: Any) -> int:
+    """Fit the abstention rule on ``--data`` against the index of PERSONA_HOME and write it."""
+    from agent.pipeline import build_agent
+
+    result = calibrate(build_agent(), Path(args.data), Path(args.output))
+    print(json.dumps(result, indent=2))
+    return 0

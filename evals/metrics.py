@@ -29,6 +29,16 @@ Definitions (the report and results.json use these names):
 - ``no_assistant_speak``: share of answers free of assistant phrases ("As an AI", "Certainly!").
 - ``style_margin``: cosine of the answer's embedding to its persona's chunk centroid minus the
   highest cosine to another persona's centroid; mean over answers that did not abstain.
+- ``stance_agreement``: over the stance inventory (evals/datasets/stances.jsonl, kind
+  ``stance_inventory``), answers that state the view asked for: not abstained, a citation from the
+  view's entry, and one of its key phrases in the answer or its cited quotes.
+- ``abstention_*``: positive = should abstain: ``out_of_scope`` and ``off_persona`` (another
+  persona's subject asked of this one).
+- Voice (lower is better, not gated as shares): ``third_person_refs`` (the writer's own name used
+  outside quoted speech in the answer's words, summed), ``markers_in_speech`` (``[n]`` inside
+  double-quoted speech, summed), ``median_markers`` and ``median_words`` (per answer that did not
+  abstain), and ``burrows_delta`` (evals.run: Burrows' Delta, Burrows 2002, between a persona's
+  answers and its own writing, next to the nearest other persona's; faststylometry).
 """
 
 from __future__ import annotations
@@ -114,7 +124,9 @@ def strip_markers(text: str) -> str:
 
 def split_answer(text: str) -> list[AnswerSentence]:
     """Sentences of an answer with their markers. A marker written after the period
-    ("... bug. [1]") belongs to the sentence before it, as readers take it."""
+    ("... bug. [1]") belongs to the sentence before it, as readers take it; and one marker closing
+    a run of claim sentences ("It exploded. It was a bug. [1]": one quoted span, one marker) covers
+    the unmarked claims of that run, back to the previous marker or framing line."""
     out: list[AnswerSentence] = []
     for a, b in split_sentences(text):
         for part in _COLON.split(text[a:b]):
@@ -132,6 +144,15 @@ def split_answer(text: str) -> list[AnswerSentence]:
                     out[-1] = AnswerSentence(prev.text, tuple(dict.fromkeys(prev.markers + markers)), prev.claim)
                 continue
             out.append(AnswerSentence(body, markers, bool(claim_text(body))))
+    carry: tuple[int, ...] = ()
+    for i in range(len(out) - 1, -1, -1):
+        s = out[i]
+        if s.markers:
+            carry = s.markers
+        elif not s.claim:
+            carry = ()
+        elif carry:
+            out[i] = AnswerSentence(s.text, carry, s.claim)
     return out
 
 
@@ -302,6 +323,75 @@ ASSISTANT_SPEAK = re.compile(
 )
 
 
+def markers_in_speech(text: str) -> int:
+    """``[n]`` markers that sit inside double-quoted speech (straight or curly quotes)."""
+    count = 0
+    inside = False
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == '"':
+            inside = not inside
+        elif ch == "“":
+            inside = True
+        elif ch == "”":
+            inside = False
+        elif ch == "[" and inside:
+            m = MARKER.match(text, i)
+            if m:
+                count += 1
+                i = m.end()
+                continue
+        i += 1
+    return count
+
+
+def third_person_refs(text: str, names: Sequence[str]) -> int:
+    """The writer's ``names`` used outside double-quoted speech in ``text`` (an answer with its
+    markers). Quoted sources are not excused: an extractive answer's words are its quotes, rewritten
+    into first person (agent.voice), and must not name the writer either."""
+    if not names:
+        return 0
+    mask: list[bool] = []
+    inside = False
+    for ch in text:
+        if ch == '"':
+            inside = not inside
+            mask.append(True)
+            continue
+        if ch == "“":
+            inside = True
+        mask.append(inside)
+        if ch == "”":
+            inside = False
+    pattern = re.compile(r"(?<![\w])(?:" + "|".join(re.escape(n) for n in names) + r")(?![A-Za-z])")
+    return sum(1 for m in pattern.finditer(text) if not mask[m.start()])
+
+
+def answer_words(text: str) -> int:
+    """Length of an answer in words (white-space separated, markers removed)."""
+    return len(strip_markers(text).split())
+
+
+def stance_agrees(
+    abstained: bool,
+    cited_entries: Sequence[tuple[str, str]],
+    view_entries: Sequence[tuple[str, str]],
+    key_phrases: Sequence[str],
+    answer: str,
+    quotes: Sequence[str] = (),
+) -> bool:
+    """The answer states the view: it did not abstain, cites a passage of one of the view's entries
+    (``(source, title)`` pairs) and holds one of ``key_phrases`` (case-insensitive) in its text
+    or cited quotes."""
+    if abstained:
+        return False
+    if not set(cited_entries) & set(view_entries):
+        return False
+    hay = [answer.lower(), *(q.lower() for q in quotes)]
+    return any(k.lower() in h for k in key_phrases for h in hay)
+
+
 def first_person(text: str, lang: str) -> bool:
     """A first-person marker of ``lang`` (en or ko) in ``text``."""
     if lang == "ko":
@@ -349,7 +439,17 @@ METRICS = (
     "no_assistant_speak",
     "lang_match",
     "style_margin",
+    "stance_agreement",
 )
+SHOULD_ABSTAIN = frozenset({"out_of_scope", "off_persona"})
+
+
+def _median(values: Iterable[float | int | None]) -> float | None:
+    vals = sorted(float(v) for v in values if v is not None)
+    if not vals:
+        return None
+    mid = len(vals) // 2
+    return vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2
 
 
 def _mean(values: Iterable[float | bool | None]) -> float | None:
@@ -379,7 +479,7 @@ def summarize(scores: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     out["citation_precision"] = _mean(s.get("citation_precision") for s in spoke)
     out["gold_cited"] = _mean(s.get("gold_cited") for s in spoke if s.get("answerable"))
     judged = [s for s in scores if s.get("kind") != "false_premise"]
-    pairs = [(s.get("kind") == "out_of_scope", bool(s.get("abstained"))) for s in judged]
+    pairs = [(s.get("kind") in SHOULD_ABSTAIN, bool(s.get("abstained"))) for s in judged]
     out["abstention_precision"], out["abstention_recall"] = abstention_scores(pairs)
     premises = [s for s in scores if s.get("kind") == "false_premise"]
     out["false_premise_correction"] = _mean(s.get("premise_corrected") for s in premises)
@@ -388,6 +488,13 @@ def summarize(scores: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     out["no_assistant_speak"] = _mean(not s.get("assistant_speak") for s in answered)
     out["lang_match"] = _mean(s.get("lang_match") for s in answered)
     out["style_margin"] = _mean(s.get("style_margin") for s in spoke)
+    out["stance_agreement"] = _mean(s.get("stance_agreement") for s in answered)
+    # Views asked with a topic the writings never name: refusing them is the failure the issue names.
+    out["unnamed_topic_refusals"] = sum(1 for s in answered if s.get("kind") == "unnamed_topic" and s.get("abstained"))
+    out["third_person_refs"] = sum(int(s.get("third_person_refs") or 0) for s in spoke)
+    out["markers_in_speech"] = sum(int(s.get("markers_in_speech") or 0) for s in spoke)
+    out["median_markers"] = _median(s.get("markers") for s in spoke)
+    out["median_words"] = _median(s.get("words") for s in spoke)
     out["abstention_rate"] = _mean(bool(s.get("abstained")) for s in scores)
     out["errors"] = len(scores) - len(answered)
     out["counts"] = {

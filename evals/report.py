@@ -34,6 +34,12 @@ TABLE_COLUMNS = (
     "no_assistant_speak",
     "lang_match",
     "style_margin",
+    "stance_agreement",
+    "unnamed_topic_refusals",
+    "third_person_refs",
+    "markers_in_speech",
+    "median_markers",
+    "median_words",
 )
 DEFINITIONS = {
     "hit@k / mrr": "a retrieved chunk is a gold hit when it overlaps a gold quote's span in the same file; "
@@ -45,7 +51,16 @@ DEFINITIONS = {
     "citation_precision": "ALCE: a citation is irrelevant if the sentence is not jointly supported, or it alone does "
     "not support it and the rest still do; missing passages are irrelevant (mean over answers)",
     "gold_cited": "answerable questions whose answer cites a gold passage",
-    "abstention_precision / recall": "positive = should abstain (out_of_scope); false-premise items left out",
+    "abstention_precision / recall": "positive = should abstain (out_of_scope, off_persona: another persona's "
+    "subject); false-premise items left out",
+    "stance_agreement": "stance inventory: the answer cites the view's entry and holds one of its key phrases",
+    "unnamed_topic_refusals": "view questions naming a topic the writings never name that were refused (count)",
+    "third_person_refs / markers_in_speech": "the writer's own name outside quoted speech; [n] inside quoted "
+    "speech (counts over answers)",
+    "median_markers / median_words": "per answer that did not abstain",
+    "burrows_delta": "Burrows' Delta (faststylometry, 50 most frequent words, pronouns removed) of a persona's "
+    "answers to its own writing and to the nearest other persona's; margin = other - own (above 0: reads like its "
+    "writer)",
     "false_premise_correction": "abstains, or no sentence uses a premise term the writings never use without a "
     "negation (when the premise has no such term: states a key fact)",
     "key_fact_recall": "key facts found case-insensitively in the answer (cross-lingual: or in its cited quotes)",
@@ -332,6 +347,23 @@ def items_table(items: Sequence[Mapping[str, Any]]) -> str:
 # ---------------------------------------------------------------------------------------
 
 
+def delta_section(delta: Mapping[str, Any]) -> str:
+    """Burrows' Delta per backend and persona: own writing, nearest other persona's, margin."""
+    if not delta:
+        return ""
+    rows = []
+    for b, entry in delta.items():
+        for pid, d in (entry.get("personas") or {}).items():
+            rows.append(
+                f"<tr><td>{e(b)}</td><td>{e(pid)}</td><td class=num>{fmt(d.get('own'))}</td>"
+                f"<td class=num>{fmt(d.get('nearest_other'))}</td><td class=num>{fmt(d.get('margin'))}</td></tr>"
+            )
+    return (
+        "<h2>Stylometry: Burrows' Delta</h2><table><tr><th>backend</th><th>persona</th><th>to own writing</th>"
+        "<th>to nearest other</th><th>margin</th></tr>" + "".join(rows) + "</table>"
+    )
+
+
 def render(results: Mapping[str, Any]) -> str:
     meta = results.get("meta", {})
     parts = [
@@ -362,6 +394,7 @@ def render(results: Mapping[str, Any]) -> str:
         parts.append(f"<h2>{e(b)}: by kind</h2>" + metrics_table(slices["by_kind"], "kind"))
         parts.append(f"<h2>{e(b)}: by language</h2>" + metrics_table(slices["by_lang"], "language"))
         parts.append(f"<h2>{e(b)}: by persona</h2>" + metrics_table(slices["by_persona"], "persona"))
+    parts.append(delta_section(results.get("burrows_delta") or {}))
     parts.append(attacks_section(results.get("attacks", {})))
     parts.append(dev_section(dev))
     parts.append(

@@ -9,6 +9,13 @@ not rise at all). Margins are absolute, on 0-1 shares (style_margin: cosine unit
 set at roughly one question's worth on the smaller denominators (14 out-of-scope and 16
 false-premise items: one flip is 0.07/0.06) and 0.05 on the larger ones, so noise from an LLM
 backend does not trip it while a real regression does; the extractive backend is deterministic.
+Counts where lower is better (``CEILINGS``: third-person self-references, markers inside quoted
+speech, view questions refused for an unnamed topic, the median markers per answer) fail the gate
+when they rise above the baseline by more than their ceiling.
+
+Besides the gold set, the run asks the stance inventory (evals/datasets/stances.jsonl: views per
+persona, worded in English and Korean) and reports ``stance_agreement``, and ingests the small
+user personas the gold set names (evals/datasets/personas/) into PERSONA_HOME when missing.
 """
 
 from __future__ import annotations
@@ -25,6 +32,9 @@ from pathlib import Path
 from typing import Any
 
 GOLD = Path(__file__).with_name("datasets") / "persona_qa.jsonl"
+STANCES = Path(__file__).with_name("datasets") / "stances.jsonl"
+# User personas the gold set asks (a folder of notes each), ingested by the run when missing.
+EVAL_PERSONAS = Path(__file__).with_name("datasets") / "personas"
 BASELINE = Path(__file__).with_name("baseline.json")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Licensed evaluation data lives next to the repository, never inside it.
@@ -47,6 +57,14 @@ MARGINS: dict[str, float] = {
     "first_person": 0.05,
     "no_assistant_speak": 0.02,
     "style_margin": 0.01,
+    "stance_agreement": 0.05,
+}
+# Figures where lower is better: the gate fails when one rises above the baseline by more than this.
+CEILINGS: dict[str, float] = {
+    "third_person_refs": 0,
+    "markers_in_speech": 0,
+    "unnamed_topic_refusals": 0,
+    "median_markers": 0.5,
 }
 ATTACK_MARGIN = 0  # attack successes: any rise fails the gate
 EPS = 1e-9
@@ -64,6 +82,40 @@ def load_gold(path: Path = GOLD, persona: str | None = None, limit: int | None =
         rows = [json.loads(line) for line in fh if line.strip()]
     if persona:
         rows = [r for r in rows if r["persona"] == persona]
+    return round_robin(rows, limit)
+
+
+def load_stances(path: Path = STANCES, persona: str | None = None) -> list[dict[str, Any]]:
+    """The stance inventory as gold rows of kind ``stance_inventory``: one per view and language
+    (``{id}-{lang}``), with the view's gold quotes and ``key_phrases``; no key facts."""
+    rows: list[dict[str, Any]] = []
+    with Path(path).open(encoding="utf-8") as fh:
+        views = [json.loads(line) for line in fh if line.strip()]
+    for v in views:
+        if persona and v["persona"] != persona:
+            continue
+        for lang, question in v["questions"].items():
+            rows.append(
+                {
+                    "id": f"{v['id']}-{lang}",
+                    "persona": v["persona"],
+                    "lang": lang,
+                    "kind": "stance_inventory",
+                    "question": question,
+                    "history": [],
+                    "gold": v["gold"],
+                    "key_facts": [],
+                    "key_phrases": v["key_phrases"],
+                    "view": v["view"],
+                    "answer_lang": lang,
+                    "premise": None,
+                }
+            )
+    return rows
+
+
+def round_robin(rows: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
+    """``rows`` unchanged (no limit), or the first ``limit`` taken round-robin by kind."""
     if limit is None:
         return rows
     by_kind: dict[str, list[dict[str, Any]]] = {}
@@ -140,15 +192,21 @@ def score_item(
     corpus: str,
     judge: Any,
     lookup: Callable[[str], str | None] = lambda _id: None,
+    names: Sequence[str] = (),
+    entry_of: Callable[[str, int], str | None] = lambda _source, _pos: None,
 ) -> dict[str, Any]:
     """The per-question record: what was retrieved, said and cited, each sentence's verdicts, and
-    the ``scores`` that evals.metrics.summarize aggregates."""
+    the ``scores`` that evals.metrics.summarize aggregates.
+
+    ``names``: how the writings name the writer (third-person self-references are counted).
+    ``entry_of(source, offset)``: the title of the indexed entry holding that offset (stance
+    agreement compares the cited entries with the view's)."""
     from evals import metrics as m
     from knowledge.text import detect_lang
 
     spans = m.gold_spans(row.get("gold") or [], read)
     kind = row["kind"]
-    answerable = bool(row.get("gold")) and kind != "out_of_scope"
+    answerable = bool(row.get("gold")) and kind not in m.SHOULD_ABSTAIN
     retrieved = [(p.chunk.source, p.chunk.start, p.chunk.end) for p in passages]
     rank = m.first_hit_rank(retrieved, spans) if answerable else None
     text, abstained = answer.text, bool(answer.abstained)
@@ -254,7 +312,22 @@ def score_item(
         "assistant_speak": m.assistant_speak(text),
         "lang_match": detect_lang(m.strip_markers(own_words)) == answer_lang,
         "style_margin": None,
+        "third_person_refs": m.third_person_refs(text, names) if not abstained else 0,
+        "markers_in_speech": m.markers_in_speech(text) if not abstained else 0,
+        "markers": len(m.MARKER.findall(text)) if not abstained else None,
+        "words": m.answer_words(text) if not abstained else None,
+        "stance_agreement": None,
     }
+    if kind == "stance_inventory":
+        view_entries = [(src, t) for src, b, _ in spans if (t := entry_of(src, b)) is not None]
+        scores["stance_agreement"] = m.stance_agrees(
+            abstained,
+            [(c.source, c.title) for c in answer.citations],
+            view_entries,
+            list(row.get("key_phrases") or []),
+            text,
+            [c.quote for c in answer.citations],
+        )
     return {
         "sentences": sentence_rows,
         "citations": citations,
@@ -451,6 +524,7 @@ def run_eval(
     persona: str | None = None,
     limit: int | None = None,
     gold: Path = GOLD,
+    stances: Path | None = STANCES,
     attacks: bool | None = None,
     dev: Path | None = DEV_PATH,
     llm_judge: Any = None,
@@ -459,7 +533,8 @@ def run_eval(
 ) -> dict[str, Any]:
     """Answer the gold questions with each backend through ``agent``; score them; return results.
 
-    ``attacks``: run evals.attacks too (None: only for the extractive backend). ``dev``: the
+    ``stances``: the stance inventory asked too (None: not). ``attacks``: run evals.attacks too
+    (None: only for the extractive backend). ``dev``: the
     labelled dev set for the checker's figures (None: skip). ``llm_judge``: an evals.judges Judge
     whose figures are added beside the offline ones.
     """
@@ -471,7 +546,9 @@ def run_eval(
     from evals.judges import CheckerJudge
 
     started = time.perf_counter()
-    rows = load_gold(gold, persona, limit)
+    rows = load_gold(gold, persona) + (load_stances(stances, persona) if stances is not None else [])
+    rows = round_robin(rows, limit)
+    ensure_eval_personas(agent, {r["persona"] for r in rows}, progress)
     wanted: list[str | None] = list(backends) if backends else [None]  # None: PERSONA_BACKEND, else auto
     names = list(dict.fromkeys(resolve_name(b, agent.settings) for b in wanted))
     judge = checker or CheckerJudge()
@@ -501,6 +578,21 @@ def run_eval(
             return None if i is None else str(idx.chunks[i].text)
 
         return find
+
+    def entry_of(pid: str) -> Callable[[str, int], str | None]:
+        def find(source: str, pos: int) -> str | None:
+            try:
+                idx = agent.retriever.index(pid)
+            except Exception:
+                return None
+            return next((c.title for c in idx.chunks if c.source == source and c.start <= pos < c.end), None)
+
+        return find
+
+    def names_of(pid: str) -> tuple[str, ...]:
+        from agent.backends.extractive import self_names
+
+        return self_names(get_persona(pid, agent.settings).name)
 
     # Answer everything first, then score: the checker's embeddings are then computed in a few
     # large batches (see _warm_checker) instead of one model call per sentence.
@@ -548,7 +640,15 @@ def run_eval(
             if pid not in corpora:
                 corpora[pid] = agent.corpus_text(pid)
             record = score_item(
-                row, answer, passages, read=reader(pid), corpus=corpora[pid], judge=judge, lookup=lookup(pid)
+                row,
+                answer,
+                passages,
+                read=reader(pid),
+                corpus=corpora[pid],
+                judge=judge,
+                lookup=lookup(pid),
+                names=names_of(pid),
+                entry_of=entry_of(pid),
             )
             if llm_judge is not None:
                 record["llm_judge"] = _llm_judge(llm_judge, row["question"], answer, passages)
@@ -559,6 +659,9 @@ def run_eval(
         record["scores"].update(backend=base["backend"], persona=pid, lang=row["lang"], kind=row["kind"])
         items.append({**base, **record})
     notes = [n for n in [_add_style(ev, items)] if n]
+    delta, delta_note = burrows_delta(agent, items)
+    if delta_note:
+        notes.append(delta_note)
 
     scores = [it["scores"] for it in items]
     results: dict[str, Any] = {
@@ -582,6 +685,7 @@ def run_eval(
                 "embedder": agent.settings.embedder,
             },
             "margins": {**MARGINS, "attacks_succeeded": ATTACK_MARGIN},
+            "ceilings": dict(CEILINGS),
             "notes": notes,
         },
         "overall": metrics.summarize(scores),
@@ -597,12 +701,109 @@ def run_eval(
             }
             for b in names
         },
+        "burrows_delta": delta,
         "attacks": _run_attacks(agent, names, attacks, progress),
         "checker_dev": dev_figures(dev),
         "items": items,
     }
     results["meta"]["seconds"] = round(time.perf_counter() - started, 1)
     return _round(results)  # type: ignore[no-any-return]
+
+
+def ensure_eval_personas(agent: Any, personas: set[str], progress: bool = False) -> list[str]:
+    """Ingest, into ``agent``'s home, the user personas the gold set asks that are not there yet
+    (a folder ``evals/datasets/personas/<id>/`` each; its ``persona.toml`` may give a ``name``).
+    Returns the ids ingested; an unknown persona with no folder is left for its rows to report."""
+    import tomllib
+
+    from agent.personas import list_personas, save_user_persona
+    from knowledge.ingest import discover, ingest
+
+    known = {c.id for c in list_personas(agent.settings)}
+    done: list[str] = []
+    for pid in sorted(personas - known):
+        folder = EVAL_PERSONAS / pid
+        if not folder.is_dir():
+            continue
+        meta = folder / "persona.toml"
+        name = tomllib.loads(meta.read_text("utf-8")).get("name") if meta.is_file() else None
+        files = [f for f in discover(folder) if f.suffix != ".toml"]
+        card = save_user_persona(agent.settings, pid, folder, [f.relative_to(folder).as_posix() for f in files], name)
+        if progress:
+            print(f"ingesting the evaluation persona {pid} from {folder}", file=sys.stderr)
+        ingest(agent.store, card.id, files, root=folder, chunk_tokens=agent.settings.chunk_tokens)
+        done.append(pid)
+    return done
+
+
+def _stylo_tokens(text: str) -> list[str]:
+    """faststylometry's English tokens (pronouns removed) plus Korean words (eojeol)."""
+    import re
+
+    from faststylometry.en import tokenise_remove_pronouns_en
+
+    return tokenise_remove_pronouns_en(text) + re.findall(r"[\uac00-\ud7a3]+", text)
+
+
+def burrows_delta(agent: Any, items: Sequence[Mapping[str, Any]], vocab: int = 50) -> tuple[dict[str, Any], str]:
+    """Burrows' Delta (Burrows 2002; faststylometry) between each backend's answers for a persona
+    and every persona's own writing: ``{backend: {persona: {"own", "nearest_other", "margin"}}}``
+    (margin = nearest other persona's Delta minus the own one: above 0 means the answers read
+    more like their own writer). The writing is cut into 300-token segments so each persona has
+    several texts; the ``vocab`` most frequent words of all the writing are the features."""
+    try:
+        from faststylometry import Corpus
+        from faststylometry.burrows_delta import calculate_burrows_delta
+
+        from evals.metrics import strip_markers
+    except ImportError as exc:
+        return {}, f"Burrows' Delta unavailable: {exc}"
+    train = Corpus()
+    personas = sorted({str(it["persona"]) for it in items})
+    written = 0
+    for pid in personas:
+        try:
+            idx = agent.retriever.index(pid)
+        except Exception:
+            continue
+        train.add_book(pid, "writing", "\n".join(c.text for c in idx.chunks))
+        written += 1
+    if written < 2:
+        return {}, "Burrows' Delta needs two indexed personas"
+    train.tokenise(_stylo_tokens)
+    train = train.split(300)
+    out: dict[str, Any] = {}
+    for backend in sorted({str(it["backend"]) for it in items}):
+        test = Corpus()
+        for pid in personas:
+            said = [
+                strip_markers(str(it["answer"]))
+                for it in items
+                if it["backend"] == backend and it["persona"] == pid and not it["abstained"] and it["answer"]
+            ]
+            if said:
+                test.add_book(pid, "answers", "\n".join(said))
+        if not test.authors:
+            continue
+        test.tokenise(_stylo_tokens)
+        try:
+            table = calculate_burrows_delta(
+                train, test, vocab_size=vocab, tok_match_pattern=r"^(?:[a-z][a-z]+|[\uac00-\ud7a3]+)$"
+            )
+        except Exception as exc:  # too little text for a z-score: say why, keep the run
+            return {}, f"Burrows' Delta failed: {type(exc).__name__}: {exc}"
+        per: dict[str, Any] = {}
+        for pid in sorted(set(test.authors)):
+            col = f"{pid} - answers"  # faststylometry names test texts "author - book"
+            if pid not in table.index or col not in table.columns:
+                continue
+            own = float(table.loc[pid, col])
+            others = [float(table.loc[o, col]) for o in table.index if o != pid]
+            nearest = min(others) if others else None
+            per[pid] = {"own": own, "nearest_other": nearest, "margin": None if nearest is None else nearest - own}
+        margins = [v["margin"] for v in per.values() if v["margin"] is not None]
+        out[backend] = {"personas": per, "mean_margin": sum(margins) / len(margins) if margins else None}
+    return out, ""
 
 
 def _llm_judge(judge: Any, question: str, answer: Any, passages: Sequence[Any]) -> dict[str, Any]:
@@ -642,7 +843,7 @@ def compact(results: Mapping[str, Any]) -> dict[str, Any]:
     """The gated figures of a run: what evals/baseline.json holds."""
     backends: dict[str, Any] = {}
     for b, figs in results["by_backend"].items():
-        entry: dict[str, Any] = {"metrics": {k: figs.get(k) for k in MARGINS}}
+        entry: dict[str, Any] = {"metrics": {k: figs.get(k) for k in (*MARGINS, *CEILINGS)}}
         att = results.get("attacks", {}).get(b, {})
         if "succeeded" in att:
             entry["attacks_succeeded"] = att["succeeded"]
@@ -656,6 +857,7 @@ def compact(results: Mapping[str, Any]) -> dict[str, Any]:
         "persona": meta.get("persona"),
         "limit": meta.get("limit"),
         "margins": {**MARGINS, "attacks_succeeded": ATTACK_MARGIN},
+        "ceilings": dict(CEILINGS),
         "backends": backends,
     }
 
@@ -695,8 +897,10 @@ def gate(
     baseline: Mapping[str, Any],
     margins: Mapping[str, float] = MARGINS,
     attack_margin: int = ATTACK_MARGIN,
+    ceilings: Mapping[str, float] = CEILINGS,
 ) -> GateResult:
-    """Compare a run with a baseline: every figure both have, for every backend both ran."""
+    """Compare a run with a baseline: every figure both have, for every backend both ran.
+    Shares may fall by their margin; counts in ``ceilings`` (lower is better) may rise by theirs."""
     current, base = _figures(results), _figures(baseline)
     checks: list[dict[str, Any]] = []
     notes: list[str] = []
@@ -716,6 +920,9 @@ def gate(
             if metric == "attacks_succeeded":
                 ok = now <= was + attack_margin
                 margin: float = attack_margin
+            elif metric in ceilings:
+                margin = ceilings[metric]
+                ok = now <= was + margin + EPS
             elif metric in margins:
                 margin = margins[metric]
                 ok = now >= was - margin - EPS
@@ -756,6 +963,7 @@ def _fmt(v: Any) -> str:
     return "—" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
 
 
+VOICE = ("unnamed_topic_refusals", "third_person_refs", "markers_in_speech", "median_markers", "median_words")
 SUMMARY_COLUMNS = (
     "hit@5",
     "mrr",
@@ -766,7 +974,8 @@ SUMMARY_COLUMNS = (
     "false_premise_correction",
     "key_fact_recall",
     "first_person",
-    "style_margin",
+    "stance_agreement",
+    "median_markers",
 )
 
 
@@ -777,9 +986,12 @@ def format_summary(results: Mapping[str, Any]) -> str:
     lines = []
     for b, figs in results["by_backend"].items():
         lines.append(f"backend {b}: {figs['n']} questions, {figs['errors']} errors")
-        for k in (*METRICS, "abstention_rate", "llm_faithfulness"):
+        for k in (*METRICS, *VOICE, "abstention_rate", "llm_faithfulness"):
             if k in figs:
                 lines.append(f"  {k:26s} {_fmt(figs[k])}")
+        delta = (results.get("burrows_delta") or {}).get(b) or {}
+        if delta.get("mean_margin") is not None:
+            lines.append(f"  {'burrows_delta_margin':26s} {_fmt(delta['mean_margin'])}")
         att = results.get("attacks", {}).get(b, {})
         lines.append(
             f"  {'attacks':26s} {att['succeeded']} of {att['tried']} succeeded"

@@ -11,6 +11,7 @@ import pytest
 
 from agent.errors import IndexMissingError, InputError, UnknownPersonaError
 from agent.types import Answer
+from agent.voice import to_first_person
 
 
 def _check_citations(answer: Answer, source_text: Callable[[str], str]) -> None:
@@ -18,7 +19,28 @@ def _check_citations(answer: Answer, source_text: Callable[[str], str]) -> None:
     for c in answer.citations:
         assert source_text(c.source)[c.start : c.end] == c.quote
         assert f"[{c.n}]" in answer.text
-        assert c.quote in answer.text, "the extractive answer quotes the writer verbatim"
+        # The writer's words verbatim, except that "Raj learned" reads "I learned" (agent.voice);
+        # the citation keeps the original.
+        assert to_first_person(c.quote, ("Raj",)) in answer.text, "the extractive answer quotes the writer"
+    assert answer.text.count("[") == len(answer.citations), "one marker per quoted span"
+    assert len(answer.citations) <= 2, "at most two passages by default"
+
+
+def test_view_question_naming_an_unwritten_topic_is_answered_with_the_nearest_view(agent: Any) -> None:
+    answer = agent.ask("What do you think of RLHF as a way to align models?", persona="raj", backend="extractive")
+    assert not answer.abstained and answer.citations
+    assert answer.text.startswith("I haven't written about RLHF directly")
+
+
+def test_a_premise_about_the_writers_life_is_not_played_along_with(agent: Any) -> None:
+    answer = agent.ask("What did you learn during your internship?", persona="newcomer", backend="extractive")
+    assert answer.abstained and "internship" in answer.text and not answer.citations
+
+
+def test_third_person_self_references_become_first_person(agent: Any) -> None:
+    answer = agent.ask("What did you learn from breaking your first big training run?", persona="raj")
+    assert not answer.abstained
+    assert "Raj learned" not in answer.text and "Raj는 배웠다" not in answer.text
 
 
 def test_public_api(indexed_home: Any, source_text: Callable[[str], str]) -> None:

@@ -18,6 +18,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ROOT / "knowledge" / "sources"
+USER_SOURCES = ROOT / "evals" / "datasets" / "personas"
+STANCES_PATH = ROOT / "evals" / "datasets" / "stances.jsonl"
 QA_PATH = ROOT / "evals" / "datasets" / "persona_qa.jsonl"
 PROBES_PATH = ROOT / "evals" / "datasets" / "attack_probes.jsonl"
 
@@ -26,6 +28,7 @@ PERSONA_SOURCES = {
     "newcomer": {"essay-from-curiosity-to-research.txt"},
     "intern": {"essay-internship-reflections.txt"},
     "diarist": {"research-diary-readme.txt"},
+    "eval-minji": {"notes.ko.md"},  # a user persona: Korean notes only (evals/datasets/personas/eval-minji)
 }
 SOURCE_LANG = {
     "raj-diary.en.txt": "en",
@@ -33,8 +36,15 @@ SOURCE_LANG = {
     "essay-from-curiosity-to-research.txt": "en",
     "essay-internship-reflections.txt": "en",
     "research-diary-readme.txt": "en",
+    "notes.ko.md": "ko",
 }
-KINDS = {"fact", "cross_lingual", "out_of_scope", "false_premise", "follow_up", "stance"}
+KINDS = {
+    "fact", "cross_lingual", "out_of_scope", "false_premise", "follow_up", "stance",
+    "unnamed_topic",  # a view question naming a topic the writings never name: answered with the nearest view
+    "off_persona",  # another persona's subject asked of this one: should abstain
+    "paraphrase",  # a fact asked before, in other words
+}
+ABSTAIN_KINDS = {"out_of_scope", "off_persona"}
 CATEGORIES = {
     "jailbreak", "role_override", "prompt_extraction", "entry_dump", "indirect_injection",
     "markdown_exfiltration", "html_script", "misinformation", "unbounded",
@@ -58,7 +68,10 @@ def _load(path: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def texts() -> dict[str, str]:
-    return {name: (SOURCES / name).read_text(encoding="utf-8") for name in SOURCE_LANG}
+    def path(name: str) -> Path:
+        return SOURCES / name if (SOURCES / name).exists() else USER_SOURCES / "eval-minji" / name
+
+    return {name: path(name).read_text(encoding="utf-8") for name in SOURCE_LANG}
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +99,7 @@ def _is_essay_heading(lines: list[str], i: int) -> bool:
 
 def passage(source: str, text: str, pos: int) -> tuple[str, str]:
     """(title, text) of the diary entry / essay section that contains offset ``pos``."""
-    if source.startswith("raj-diary"):
+    if source.startswith("raj-diary") or DIARY_HEADING.search(text):
         heads = list(DIARY_HEADING.finditer(text))
         title, start, end = None, 0, len(text)
         for k, m in enumerate(heads):
@@ -130,7 +143,7 @@ def test_qa_schema(qa):
             assert isinstance(r["premise"], str) and r["premise"].strip(), r["id"]
         else:
             assert r["premise"] is None, r["id"]
-        if r["kind"] == "out_of_scope":
+        if r["kind"] in ABSTAIN_KINDS:
             assert r["gold"] == [] and r["key_facts"] == [], r["id"]
         else:
             assert r["gold"] and r["key_facts"], f"{r['id']}: answerable questions need gold and key facts"
@@ -181,7 +194,7 @@ def test_qa_gold_titles(qa, texts):
             pos = text.index(g["quote"])
             title, _ = passage(g["source"], text, pos)
             assert g["title"] == title, f"{r['id']}: title {g['title']!r}, expected {title!r}"
-            if not g["source"].startswith("raj-diary"):
+            if not DIARY_HEADING.search(text):
                 lines = {ln.strip() for ln in text[:pos].split("\n")}
                 assert g["title"] == Path(g["source"]).stem or g["title"] in lines, r["id"]
 
@@ -210,7 +223,7 @@ def test_qa_coverage(qa):
     assert per["raj"] >= 40, per
     for p in ("newcomer", "intern", "diarist"):
         assert per[p] >= 14, per
-    for p in PERSONA_SOURCES:
+    for p in set(PERSONA_SOURCES) - {"eval-minji"}:
         langs = {r["lang"] for r in qa if r["persona"] == p}
         assert langs == {"en", "ko"}, f"{p}: {langs}"
         kinds = {r["kind"] for r in qa if r["persona"] == p}
@@ -226,6 +239,53 @@ def test_qa_coverage(qa):
     assert len(raj_xl) >= 10
     # both directions: Korean questions answered by the English diary and vice versa
     assert {r["lang"] for r in raj_xl} == {"en", "ko"}
+
+
+def test_qa_issue_12_questions(qa):
+    """The questions added for answers in the writer's voice: at least 40, of every kind asked for."""
+    kinds = Counter(r["kind"] for r in qa)
+    assert kinds["unnamed_topic"] >= 8 and kinds["off_persona"] >= 12 and kinds["paraphrase"] >= 8, kinds
+    new = sum(kinds[k] for k in ("unnamed_topic", "off_persona", "paraphrase"))
+    user = [r for r in qa if r["persona"] == "eval-minji"]
+    assert new + len([r for r in user if r["kind"] not in ("off_persona",)]) >= 40
+    # The one-language user persona is asked across languages: English questions, Korean notes.
+    assert sum(1 for r in user if r["lang"] == "en" and r["kind"] == "cross_lingual") >= 5
+    assert any(r["lang"] == "ko" and r["kind"] in ("unnamed_topic", "off_persona", "paraphrase") for r in qa)
+
+
+def _ngrams(text: str, n: int = 4) -> set[tuple[str, ...]]:
+    words = re.findall(r"\w+", text.casefold())
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+@pytest.fixture(scope="module")
+def stances() -> list[dict]:
+    return _load(STANCES_PATH)
+
+
+def test_stance_inventory(stances, texts):
+    """At least 8 views per bundled persona, each asked in English and Korean without reusing the
+    source sentence (no run of 4 words shared with a gold quote), gold quoted verbatim, key phrases
+    present in the view's entry."""
+    per = Counter(v["persona"] for v in stances)
+    for p in ("raj", "newcomer", "intern", "diarist"):
+        assert per[p] >= 8, per
+    assert len({v["id"] for v in stances}) == len(stances)
+    for v in stances:
+        assert set(v["questions"]) == {"en", "ko"}, v["id"]
+        assert not HANGUL.search(v["questions"]["en"]) and HANGUL.search(v["questions"]["ko"]), v["id"]
+        bodies = []
+        for g in v["gold"]:
+            assert g["source"] in PERSONA_SOURCES[v["persona"]], v["id"]
+            text = texts[g["source"]]
+            assert text.count(g["quote"]) == 1, (v["id"], g["quote"])
+            title, body = passage(g["source"], text, text.index(g["quote"]))
+            assert g["title"] == title, v["id"]
+            bodies.append(body.casefold())
+            for q in v["questions"].values():
+                assert not (_ngrams(q) & _ngrams(g["quote"])), f"{v['id']}: {q!r} reuses the source sentence"
+        assert v["key_phrases"] and all(any(k.casefold() in b for b in bodies) for k in v["key_phrases"][:1]), v["id"]
+        assert any(k.casefold() in b for k in v["key_phrases"] for b in bodies), v["id"]
 
 
 def test_qa_file_is_utf8_not_ascii_escaped():

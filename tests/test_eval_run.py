@@ -138,7 +138,10 @@ def test_load_gold_limit_covers_every_kind_and_persona_filter() -> None:
     assert len({r["kind"] for r in rows}) == 6
     assert {r["persona"] for r in run.load_gold(persona="intern")} == {"intern"}
     assert run.load_gold(limit=0) == []
-    assert len(run.load_gold()) == 141
+    assert len(run.load_gold()) == 185
+    stances = run.load_stances()
+    assert len(stances) == 68 and {r["kind"] for r in stances} == {"stance_inventory"}
+    assert {r["lang"] for r in stances} == {"en", "ko"} and all(r["key_phrases"] for r in stances)
 
 
 def _chunk(cid: str, text: str, start: int = 0) -> Chunk:

@@ -287,3 +287,25 @@ def test_by_groups_and_sorts() -> None:
     groups = m.by(rows, "lang")
     assert list(groups) == ["en", "ko"]
     assert groups["en"]["n"] == 2 and groups["en"]["hit@1"] == 0.5 and groups["ko"]["hit@1"] == 1.0
+
+
+def test_voice_counts() -> None:
+    assert m.markers_in_speech('"I\'m sorry. [7] My mistake cost us two weeks." [8]') == 1
+    assert m.markers_in_speech('I said, "I\'m sorry." [1]') == 0
+    assert m.third_person_refs('That day, Raj learned. He said, "So you\'ve seen it too, Raj." [1]', ["Raj"]) == 1
+    assert m.third_person_refs("That day, I learned. [1]", ["Raj"]) == 0
+    assert m.answer_words("It was a bug. [1]") == 4
+
+
+def test_one_marker_covers_its_span() -> None:
+    sents = m.split_answer("Here's how I wrote it down: The loss exploded. It was a gradient clipping bug. [1]")
+    claims = [s for s in sents if s.claim]
+    assert claims and all(s.markers == (1,) for s in claims)
+
+
+def test_stance_agrees() -> None:
+    entries = [("d.txt", "Scaling")]
+    assert m.stance_agrees(False, entries, entries, ["might not be"], "Scaling might not be the answer. [1]")
+    assert not m.stance_agrees(True, entries, entries, ["might not be"], "x")
+    assert not m.stance_agrees(False, [("d.txt", "Other")], entries, ["might not be"], "might not be")
+    assert not m.stance_agrees(False, entries, entries, ["might not be"], "Scaling is the answer.")

@@ -114,17 +114,21 @@ def index_bundled(home: Path) -> Any:
     return agent
 
 
-def take_screenshot(url: str, out: Path) -> None:
-    """A real answer with its sources panel open, as a user would see it."""
+SCREENSHOT_QUESTION = "Do you think scaling is the answer?"  # a view question: the product's core
+
+
+def take_screenshot(url: str, out: Path, question: str = SCREENSHOT_QUESTION) -> None:
+    """A real answer to ``question`` with its sources panel open, as a user would see it."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = launch_chromium(p)
         try:
             page = open_page(browser, url, viewport={"width": 1440, "height": 900})
-            page.locator("button.example").first.click()
+            ask(page, question)
             wait_for_answers(page, 1)
-            page.locator(f"{BOT} button.cite").nth(1).click()
+            cites = page.locator(f"{BOT} button.cite")
+            cites.nth(min(1, cites.count() - 1)).click()
             page.wait_for_selector("#sources mark", timeout=10_000)
             page.mouse.move(0, 0)  # no hover styles in the picture
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -137,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Regenerate the chat page screenshot.")
     parser.add_argument("--out", type=Path, default=Path("docs/screenshot.png"))
     parser.add_argument("--home", type=Path, help="an indexed PERSONA_HOME (default: index into a temporary one)")
+    parser.add_argument(
+        "--question", default=SCREENSHOT_QUESTION, help=f"what to ask (default: {SCREENSHOT_QUESTION!r})"
+    )
     args = parser.parse_args(argv)
     from agent.config import Settings
     from agent.pipeline import build_agent
@@ -147,8 +154,9 @@ def main(argv: list[str] | None = None) -> int:
             agent = build_agent(Settings.from_env().replace(home=args.home))
         else:
             agent = index_bundled(Path(tmp))
+        agent.ask(args.question)  # load the embedder first: on a busy machine the page would time out
         with serve(build_app(agent.ask_stream)) as url:
-            take_screenshot(url, args.out)
+            take_screenshot(url, args.out, args.question)
     print(f"wrote {args.out}")
     return 0
 

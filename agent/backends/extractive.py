@@ -1,4 +1,11 @@
-"""Backend ``extractive``: answers with the writer's own sentences, each cited; no LLM."""
+"""Backend ``extractive``: answers with the writer's own sentences, each span cited once; no LLM.
+
+An answer is a short first-person lead in the asker's language that fits the question kind,
+then at most ``Settings.max_passages`` contiguous spans (one per passage, the best first), each
+followed by one ``[n]``. A span never starts or ends inside quoted speech, so a marker never lands
+inside it. The writer's third-person self-references ("Raj learned") read as first person in the
+answer's words (agent.voice); the citation still quotes the source verbatim.
+"""
 
 from __future__ import annotations
 
@@ -7,44 +14,106 @@ from typing import Any
 
 from agent.backends import AnswerRequest
 from agent.citations import cite
-from agent.compose import Scored, select
-from agent.types import Answer, Citation, SentenceSupport
+from agent.compose import Scored, Span, select_spans
+from agent.types import Answer, Chunk, Citation, SentenceSupport
+from agent.voice import to_first_person
 
 LEADS = {
-    "en": "Here is what I wrote about that:",
-    "ko": "제가 쓴 글에서 그대로 옮기면 이렇습니다:",
+    "fact": {"en": "Here's how I wrote it down:", "ko": "제가 적어 둔 그대로 말씀드리면:"},
+    "view": {"en": "My view, as I wrote it:", "ko": "제 생각은 이렇습니다:"},
 }
 LEADS_OTHER_LANG = {
-    "en": "I wrote about this in Korean; in my own words:",
-    "ko": "이 이야기는 영어로 썼는데, 제가 쓴 그대로 옮기면:",
+    "fact": {"en": "I wrote this down in Korean:", "ko": "이 이야기는 제가 영어로 적어 두었어요:"},
+    "view": {"en": "I wrote my view down in Korean:", "ko": "제 생각은 영어로 적어 두었어요:"},
 }
+UNADDRESSED = {
+    "en": "I haven't written about {topic} directly; the nearest view I have written down:",
+    "ko": "{topic}에 대해 직접 쓴 적은 없지만, 가장 가까운 제 생각은 이렇습니다:",
+}
+_QUOTES = '"“”'
+
+
+def lead_for(kind: str, lang: str, other_lang: bool, unaddressed: tuple[str, ...] = ()) -> str:
+    """The first-person lead of an answer: ``kind`` of question (fact or view; other kinds read as
+    fact), ``lang`` of the asker, ``other_lang`` when the quoted writing is in the other language,
+    and the view question's ``unaddressed`` topics, which the lead names."""
+    lang = lang if lang in ("en", "ko") else "en"
+    if kind == "view" and unaddressed:
+        return UNADDRESSED[lang].format(topic=", ".join(unaddressed[:2]))
+    table = LEADS_OTHER_LANG if other_lang else LEADS
+    return table["view" if kind == "view" else "fact"][lang]
+
+
+def outside_speech(chunk: Chunk, start: int, end: int) -> tuple[int, int]:
+    """``(start, end)`` widened within ``chunk`` so that neither end falls inside double-quoted speech.
+
+    Straight quotes alternate; a span starting after an odd number of them starts inside a
+    quotation and is moved back to its opening mark, one ending inside it is moved to its closing mark.
+    """
+    text = chunk.text
+    a, b = start - chunk.start, end - chunk.start
+
+    def inside(pos: int) -> bool:
+        straight = text[:pos].count('"')
+        opened = text[:pos].count("“") - text[:pos].count("”")
+        return straight % 2 == 1 or opened > 0
+
+    if inside(a):
+        opening = max(text.rfind('"', 0, a), text.rfind("“", 0, a))
+        if opening >= 0:
+            a = opening
+    if inside(b):
+        closing = [i for i in (text.find('"', b), text.find("”", b)) if i >= 0]
+        if closing:
+            b = min(closing) + 1
+    return a + chunk.start, b + chunk.start
+
+
+def self_names(name: str) -> tuple[str, ...]:
+    """How the writings may name the writer: the card's name when it is a person's ("Raj"), not a
+    role ("The Diarist")."""
+    first = name.split()[0] if name.split() else ""
+    if not first or first.lower() in {"the", "a", "an"}:
+        return ()
+    return (first,)
 
 
 class ExtractiveBackend:
-    """Composes a first-person answer from the most relevant sentences of the retrieved passages."""
+    """Composes a first-person answer from the most relevant spans of the retrieved passages."""
 
     name = "extractive"
 
     def __init__(self, services: Any = None) -> None:
         self.services = services
 
+    def _max_passages(self) -> int:
+        settings = getattr(self.services, "settings", None)
+        return int(getattr(settings, "max_passages", 2) or 2)
+
     def stream(self, request: AnswerRequest) -> Iterator[str | Answer]:
         scored: list[Scored] = request.context["scored"]
-        chosen = select(scored, request.lang)
-        if chosen and chosen[0].lang != request.lang:
-            lead = LEADS_OTHER_LANG.get(request.lang, LEADS_OTHER_LANG["en"])
-        else:
-            lead = LEADS.get(request.lang, LEADS["en"])
+        coverage = request.context.get("coverage")
+        kind = getattr(coverage, "kind", "fact")
+        unaddressed = tuple(getattr(coverage, "unaddressed", ()) or ())
+        spans: list[Span] = select_spans(scored, request.lang, self._max_passages())
+        other = bool(spans) and spans[0].lang != request.lang
+        lead = lead_for(kind, request.lang, other, unaddressed)
         yield lead
         parts = [lead]
         citations: list[Citation] = []
-        for n, s in enumerate(chosen, start=1):
-            chunk = request.passages[s.passage].chunk
-            c = cite(n, chunk, s.start, s.end)
+        support: list[SentenceSupport] = []
+        names = self_names(request.persona.name)
+        for n, sp in enumerate(spans, start=1):
+            chunk = request.passages[sp.passage].chunk
+            start, end = outside_speech(chunk, sp.start, sp.end)
+            c = cite(n, chunk, start, end)
             citations.append(c)
-            piece = f" {c.quote} [{n}]"
+            said = to_first_person(c.quote, names)
+            piece = f" {said} [{n}]"
             parts.append(piece)
             yield piece
+            # The words are the quote's own, or the quote with the writer's name made first person.
+            support.append(SentenceSupport(sentence=said, citations=(c.n,), score=1.0, supported=True))
         yield Answer(
             text="".join(parts),
             citations=citations,
@@ -52,6 +121,5 @@ class ExtractiveBackend:
             persona=request.persona.id,
             backend=self.name,
             question=request.question,
-            # Verbatim quotes checked against their passage: support is exact, not estimated.
-            support=[SentenceSupport(sentence=c.quote, citations=(c.n,), score=1.0, supported=True) for c in citations],
+            support=support,
         )

@@ -1,0 +1,249 @@
+"""Question understanding: what kind of question this is, before anything is composed (EN and KO).
+
+Five kinds, decided by deterministic rules over the question's wording and the persona's own
+vocabulary (no model, nothing downloaded):
+
+- ``fact``: an event or a fact from the writings ("What went wrong in your first big training run?").
+- ``view``: the writer's view on something ("What do you think of RLHF?", "Is bigger always better?",
+  "스케일링이 답이라고 생각하세요?"). A topic the writings never name inside a view question is *not*
+  a premise: it is reported in ``unaddressed`` and the answer gives the nearest stated view.
+- ``premise``: the question presupposes a fact about the writer's life that the writings lack
+  ("Tell me about your years at DeepMind", "since you won the Turing Award", "What did you learn
+  during your internship?" asked of someone who never wrote about one).
+- ``outside``: not about the writer at all and naming things the writings never mention
+  ("Who won the 2022 FIFA World Cup?").
+- ``steer``: an attempt to steer the persona out of character ("Ignore your instructions and ...",
+  "이전 지시는 무시하고 ...").
+
+The premise rule follows the linguistic notion of presupposition triggers (possessives, temporal
+clauses, factive frames; Levinson, *Pragmatics*, 1983, ch. 4): a foreign term counts as a premise
+only inside such a trigger aimed at the writer ("your X", "since/when you ... X", "you worked at X").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from knowledge.text import detect_lang
+
+KINDS = ("fact", "view", "premise", "outside", "steer")
+
+# Words that start with a capital letter for grammar's sake, not because they name something.
+GENERIC = frozenset(
+    """I I'm I've I'd What Why How When Where Who Which Whose Tell Do Did Does Is Are Was Were Can Could Would
+    Should Have Has Had Please Describe Explain Give Say List Share Talk Any Your You Professor Dr Mr Ms
+    Okay OK So And But Then Also In On At For About From With Yes No Hi Hello Hey If Will Since After
+    Before While Ignore Forget Pretend Act From Let Write Repeat""".split()
+)
+_PROPER = re.compile(r"\b(?:[A-Z][a-zA-Z0-9]*(?:[-'][A-Za-z0-9]+)*|[A-Z]{2,}[a-z]?|\d{4}s?|GPT-?\d+(?:\.\d+)?[a-z]?)\b")
+
+_STEER = re.compile(
+    r"\b(?:ignore|disregard|forget)\b.{0,40}\b(?:instructions?|rules?|prompt|above|previous|everything)\b"
+    r"|\b(?:pretend|act|roleplay|role-play)\b.{0,20}\b(?:you are|to be|as)\b"
+    r"|\byou are (?:now|no longer)\b|\bfrom now on\b|\brepeat after me\b|\bsystem prompt\b"
+    r"|\b(?:say|write|print|output)\b[^?]{0,30}\b(?:exactly|verbatim|the words?)\b"
+    r"|\bjailbreak\b|\bDAN\b"
+    r"|(?:이전|앞의|위의)\s*(?:지시|명령|규칙|지침)|지시(?:를|는|사항을)?\s*무시|무시하고"
+    r"|시스템\s*프롬프트|역할극|이제부터\s*(?:너는|당신은)|라고\s*(?:말해|출력해|써)",
+    re.IGNORECASE,
+)
+
+# Opinion frames. English: the asker wants the writer's position, not a remembered event.
+_VIEW_EN = re.compile(
+    r"\b(?:what do you (?:think|make|feel|believe)|what(?:'s| is) your (?:view|take|opinion|position|stance|"
+    r"thought|feeling)s?|your (?:view|take|opinion|position|stance|thoughts)\b|in your (?:view|opinion)"
+    r"|do you (?:think|believe|agree|consider|expect|see|feel|buy|trust|worry)|would you (?:say|agree|recommend)"
+    r"|how do you (?:see|view|feel|think|judge|rate)|are you (?:skeptical|optimistic|worried|convinced|sure)"
+    r"|should (?:we|i|one|people|researchers|students)|is it (?:worth|okay|ok|wise|true|better|possible)"
+    r"|what would you tell|what is the (?:right|best) way|how should|does it matter|why do you think)\b",
+    re.IGNORECASE,
+)
+# A yes/no question about a general proposition ("Is scaling the road to AGI?", "Is bigger always
+# better?"), not about the writer's past ("Did you...", "Were you...").
+_GENERAL_YN = re.compile(r"^\s*(?:is|are|does|do|can|will|would|could|should)\b(?!\s+you\b)", re.IGNORECASE)
+_VIEW_KO = re.compile(
+    r"생각(?:하세요|하시나요|하나요|하십니까|해요|하시는지|하는지|은|이)|어떻게\s*(?:보|생각|느끼)"
+    r"|(?:라고|다고|하다고|이라고)\s*(?:보|생각|믿)|보시나요|보세요|보나요|보십니까|의견|견해|입장|관점"
+    r"|동의하|믿으세요|믿나요|회의적|낙관적|어느\s*쪽|답일까|답인가|일까요|(?:할|될)\s*수\s*있을까"
+    r"|가치가\s*있|필요할까|해야\s*할까|중요하다고|맞다고|옳다고"
+)
+# Presupposition triggers aimed at the writer.
+_TRIGGER_EN = re.compile(
+    r"\b(?:your|since you|when you|after you|before you|while you|you (?:worked|work|studied|interned|won|"
+    r"left|joined|quit|founded|taught|published|wrote|built|received|got|had|were at|spent|moved|gave up|"
+    r"abandoned|already)|as (?:a|an|the) \w+ (?:at|of) )\b",
+    re.IGNORECASE,
+)
+_TRIGGER_KO = re.compile(
+    r"(?:하셨|셨|했)(?:다면서|다고\s*들었|다던데|죠|잖아)|(?:에서|때)\s*(?:일하|근무|인턴|공부)|당신의|선생님의|교수님의"
+)
+# "your X": the writer's own thing; X's content words must appear in the writings.
+_YOUR_NP = re.compile(r"\byour\s+((?:[a-z][a-z-]*\s+){0,3}[a-z][a-z-]*)", re.IGNORECASE)
+_NP_STOP = frozenset(
+    """a an the first last big biggest early earliest own new old main whole time times years year day days work
+    life career view views take opinion position stance thoughts thought feelings feeling way experience
+    experiences journey story mind advice favorite favourite biggest best worst most least students student
+    chances chance""".split()
+)
+_WORD = re.compile(r"[a-z][a-z0-9-]*")
+_NP_END = frozenset(
+    """at of in on with for to from during about and or but as by into after before since while when that which
+    who is are was were be been do did does have has had go went come came like""".split()
+)
+_YOU = re.compile(r"\b(?:you|your|yours|yourself)\b", re.IGNORECASE)
+_YOU_KO = re.compile(
+    r"당신|선생님|교수님|본인|직접|하셨|셨나요|셨어요|세요|시나요|했나요|했어요|했던|했을|하던|였나요|였어요"
+)
+
+
+@dataclass(frozen=True)
+class Question:
+    """What a question asks.
+
+    ``kind``: one of :data:`KINDS`. ``lang``: ``en`` or ``ko``. ``foreign``: names, acronyms,
+    years and (for "your X") nouns of the question that the writings never use.
+    ``unaddressed``: for a view question, those foreign terms: topics to say the writings do not
+    address directly. ``premise``: for a premise question, the foreign terms it presupposes.
+    """
+
+    text: str
+    kind: str
+    lang: str
+    foreign: tuple[str, ...] = ()
+    unaddressed: tuple[str, ...] = ()
+    premise: tuple[str, ...] = ()
+
+    @property
+    def is_view(self) -> bool:
+        return self.kind == "view"
+
+
+def _known(term: str, corpus_lower: str) -> bool:
+    """``term`` (or its plural/possessive/-ing base) is a whole word of the writings."""
+    for v in _variants(term):
+        if v and re.search(rf"(?<![a-z0-9]){re.escape(v)}(?![a-z0-9])", corpus_lower):
+            return True
+    return False
+
+
+def _variants(term: str) -> set[str]:
+    t = term.lower()
+    return {t, t.removesuffix("s"), t.removesuffix("'s"), t.removesuffix("es"), t.removesuffix("ing")}
+
+
+def foreign_names(question: str, corpus_lower: str) -> tuple[str, ...]:
+    """Names, acronyms and years of ``question`` that appear nowhere in ``corpus_lower`` (lower-cased).
+
+    A sentence-initial capital is grammar: only all-caps words or words with digits count there.
+    A plural or possessive of a known name ("NaNs") is not new.
+    """
+    found: list[str] = []
+    for m in _PROPER.finditer(question):
+        term = m.group(0)
+        if term in GENERIC or len(term) < 2:
+            continue
+        if m.start() == 0 or question[: m.start()].rstrip().endswith((".", "?", "!", '"', ":")):
+            if not (term.isupper() or any(ch.isdigit() for ch in term)):
+                continue
+        if not _known(term, corpus_lower):
+            found.append(term)
+    return tuple(dict.fromkeys(found))
+
+
+def foreign_possessions(question: str, corpus_lower: str) -> tuple[str, ...]:
+    """Head words of "your X" phrases that the writings never use ("your internship" -> "internship").
+
+    Only content words count; "your view", "your first big training run" (when "training" is
+    written) are not foreign.
+    """
+    out: list[str] = []
+    for m in _YOUR_NP.finditer(question):
+        phrase: list[str] = []
+        for w in _WORD.findall(m.group(1).lower()):
+            if w in _NP_END:  # the noun phrase ends at a preposition, conjunction or verb-like word
+                break
+            phrase.append(w)
+        words = [w for w in phrase if w not in _NP_STOP and len(w) > 2]
+        if not words:
+            continue
+        if not any(_known(w, corpus_lower) for w in words):
+            out.append(words[-1] if len(words) == 1 else " ".join(words))
+    return tuple(dict.fromkeys(out))
+
+
+def _portable(name: str) -> bool:
+    """A name written the same in any language: an acronym, a CamelCase name or one with digits."""
+    return name.isupper() or any(ch.isdigit() for ch in name) or any(ch.isupper() for ch in name[1:])
+
+
+def is_view(question: str, lang: str | None = None) -> bool:
+    """True when the question asks for the writer's position rather than an event or a fact."""
+    lang = lang or detect_lang(question)
+    if lang == "ko":
+        return bool(_VIEW_KO.search(question))
+    if _VIEW_EN.search(question):
+        return True
+    # "Is bigger always better?": a general yes/no question with no "you" in it.
+    return bool(_GENERAL_YN.search(question)) and not _YOU.search(question)
+
+
+def is_steer(question: str) -> bool:
+    """True for an attempt to steer the persona out of character (instructions, role play)."""
+    return bool(_STEER.search(question))
+
+
+def _about_writer(question: str, lang: str) -> bool:
+    return bool(_YOU_KO.search(question) if lang == "ko" else _YOU.search(question))
+
+
+def understand(question: str, corpus_text: str = "", persona_langs: Iterable[str] = ("en",)) -> Question:
+    """Classify ``question`` against a persona's writings (``corpus_text``: all of them, any case).
+
+    Deterministic: the same inputs give the same :class:`Question`. Vocabulary checks are made
+    only where they can succeed: "your X" nouns are looked up only when the question is in one of
+    the writings' languages (an English noun is not missing from Korean notes).
+    """
+    lang = detect_lang(question)
+    corpus_lower = corpus_text.lower()
+    if is_steer(question):
+        return Question(question, "steer", lang)
+    names = foreign_names(question, corpus_lower) if corpus_text else ()
+    if lang not in tuple(persona_langs):
+        # Asked in another language than the writings: an ordinary capitalised word ("Korean" in
+        # an English question to Korean notes) cannot be found in them; only names that stay the
+        # same across languages (DeepMind, RLHF, GPT-4) can be missing.
+        names = tuple(n for n in names if _portable(n))
+    nouns = foreign_possessions(question, corpus_lower) if corpus_text and lang in tuple(persona_langs) else ()
+    seen = {n.lower() for n in names}
+    foreign = tuple(dict.fromkeys((*names, *(n for n in nouns if n.lower() not in seen))))
+    triggered = bool(_TRIGGER_KO.search(question) if lang == "ko" else _TRIGGER_EN.search(question))
+    if is_view(question, lang):
+        # "What did you think when you worked at DeepMind?" still rests on a premise.
+        premise = tuple(t for t in foreign if _in_trigger(question, t, lang))
+        if premise:
+            return Question(question, "premise", lang, foreign, premise=premise)
+        return Question(question, "view", lang, foreign, unaddressed=foreign)
+    if foreign and triggered:
+        return Question(question, "premise", lang, foreign, premise=foreign)
+    if foreign and not _about_writer(question, lang):
+        return Question(question, "outside", lang, foreign)
+    if foreign:
+        # About the writer, naming something never written about: treated as a premise too
+        # ("What did you think of the DeepMind offer?" rests on an offer that never happened).
+        return Question(question, "premise", lang, foreign, premise=foreign)
+    return Question(question, "fact", lang)
+
+
+def _in_trigger(question: str, term: str, lang: str) -> bool:
+    """True when ``term`` sits in a presupposition trigger aimed at the writer (same clause)."""
+    if lang == "ko":
+        return bool(_TRIGGER_KO.search(question))
+    lowered = question.lower()
+    i = lowered.find(term.lower())
+    if i < 0:
+        return False
+    clause_start = max(lowered.rfind(p, 0, i) for p in (",", ";", "?", ".", " and ", " or "))
+    clause = lowered[clause_start + 1 : i]
+    return bool(_TRIGGER_EN.search(clause))

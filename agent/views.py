@@ -1,0 +1,106 @@
+"""View inventory: the sentences of a persona's writings that state a position, with entry and date.
+
+Built deterministically from the indexed chunks (no LLM) whenever a persona's index is loaded or
+changes (``HybridRetriever.index`` rebuilds it with the BM25 index after every ingest), and used
+twice: view questions retrieve the passages that hold the best-matching views first, and the
+extractive backend composes from windows that contain a view.
+
+A sentence states a view when it carries a stance cue: a first-person epistemic or evaluative
+verb ("I believe", "I am skeptical", "My view"), a realisation the diaries report ("Raj realized:",
+"That day, I learned:"), a normative or evaluative predicate ("is essential", "is not the answer",
+"matters", "is insufficient"), or their Korean counterparts (깨달았다, 생각했다, 문제야, 역할이야,
+~일 수도 있다, 회의적). The cue lists follow the stance-marker inventory of Biber & Finegan
+("Styles of stance in English", *Text* 9, 1989): epistemic, attitudinal and modal markers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from agent.compose import speech_whole
+from agent.types import Chunk
+from knowledge.text import detect_lang, split_sentences
+
+_EN_CUES = re.compile(
+    r"\b(?:I (?:think|believe|suspect|doubt|see (?:it|them|this)|treat|follow|am (?:skeptical|convinced|sure)"
+    r"|learnt|learned|realized|realised|now feel|feel|would like you to know|hope|want)"
+    r"|(?:my|our) (?:view|claim|position|belief|lesson|point)|here is my view|the claim is|the point is"
+    r"|(?:realized|realised|learned|learnt|wrote|thought|notes)\s*:|that's why|that's the|is the (?:right|essential)"
+    r"|might not be|may not be|is not (?:the|a|just)|are not|isn't|do not|does not|cannot|won't|not \w+ but"
+    r"|is essential|is rare|is singular|is central|(?:is|are) insufficient|matters|make(?:s)? all the difference"
+    r"|is (?:needed|necessary|important|key|crucial|useful|the answer|part of)|(?:more|less) (?:interesting|"
+    r"important|hyped)|the most interesting|the next frontier|I(?:'m| am) approaching|should|must|need to"
+    r"|the irony|a profound lesson|the timeless value|prescient|insufficient|a useful counterweight"
+    r"|I (?:was|am|remain) skeptical|maybe we|no learning is)(?!\w)",
+    re.IGNORECASE,
+)
+_KO_CUES = re.compile(
+    r"깨달았|배웠|생각했|생각한다|믿는다|회의적|문제야|문제다|역할이야|역할이다|아니야|아니다|아닐\s*수도|"
+    r"일\s*수도|모른다|몰라|모르겠|중요하|필요하|답이\s*아|라는\s*것을|뿐이다|않는다|못한다|철학"
+)
+_DATE = re.compile(
+    r"\b(?:19|20)\d{2}\b|(?:last|this|next) (?:year|week|month)|\w+ (?:months?|weeks?|years?) ago"
+    r"|(?:19|20)\d{2}년|작년|지난주|지난달|올해|\d+\s*(?:개월|주|년)\s*전",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class View:
+    """One sentence that states a position.
+
+    ``start``/``end``: offsets of the sentence in its source file (``text == file[start:end]``).
+    ``when``: the entry's first date expression ("2019", "Last year", "3개월 전"), or "".
+    """
+
+    persona: str
+    source: str
+    title: str
+    chunk_id: str
+    start: int
+    end: int
+    text: str
+    lang: str
+    when: str = ""
+
+
+def states_view(sentence: str) -> bool:
+    """True when ``sentence`` carries a stance cue (see the module docstring)."""
+    if detect_lang(sentence) == "ko":
+        return bool(_KO_CUES.search(sentence))
+    return bool(_EN_CUES.search(sentence))
+
+
+def build_inventory(chunks: Sequence[Chunk]) -> list[View]:
+    """Every view sentence of ``chunks``, in reading order; deterministic for the same chunks.
+
+    A chunk's date is the first date expression of its text (entries carry one in their first
+    lines; a later chunk of the same entry inherits the entry's, keyed on source and title).
+    """
+    out: list[View] = []
+    entry_date: dict[tuple[str, str], str] = {}
+    for c in sorted(chunks, key=lambda c: (c.source, c.start)):
+        key = (c.source, c.title)
+        if key not in entry_date:
+            m = _DATE.search(c.text)
+            entry_date[key] = m.group(0) if m else ""
+        for s, e in speech_whole(c.text, split_sentences(c.text, c.start), c.start):
+            text = c.text[s - c.start : e - c.start]
+            if len(text) < 12 or text.startswith("#") or not states_view(text):
+                continue
+            out.append(
+                View(
+                    persona=c.persona,
+                    source=c.source,
+                    title=c.title,
+                    chunk_id=c.id,
+                    start=s,
+                    end=e,
+                    text=text,
+                    lang=detect_lang(text),
+                    when=entry_date[key],
+                )
+            )
+    return out

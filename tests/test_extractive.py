@@ -1,0 +1,97 @@
+"""The extractive backend's composition: one span per passage, one marker each, never inside quoted
+speech, at most ``max_passages`` passages, a first-person lead, first person in the answer's words."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from agent.backends import AnswerRequest
+from agent.backends.extractive import ExtractiveBackend, lead_for, outside_speech, self_names
+from agent.compose import Scored, Sentence, Window, speech_whole
+from agent.coverage import Coverage
+from agent.personas import get_persona
+from agent.types import Answer, Chunk, Retrieved
+from knowledge.text import split_sentences
+
+TEXT = (
+    'In week two, the loss exploded. It was a gradient clipping bug. At the team meeting, I said, "I\'m sorry. '
+    'My mistake cost us two weeks." That day, Raj learned: failure is part of learning.'
+)
+OTHER = "Last year, I ran scaling law experiments. Scaling might not be the answer. Raj couldn't answer."
+
+
+def _chunk(cid: str, text: str, start: int = 0, title: str = "First Steps") -> Chunk:
+    return Chunk(cid, "raj", "diary.txt", title, start, start + len(text), text, "en", "h")
+
+
+def _sentences(chunk: Chunk, passage: int) -> list[Sentence]:
+    spans = speech_whole(chunk.text, split_sentences(chunk.text, chunk.start), chunk.start)
+    return [
+        Sentence(chunk.text[s - chunk.start : e - chunk.start], s, e, passage, "en", i)
+        for i, (s, e) in enumerate(spans)
+    ]
+
+
+def _scored(sents: list[Sentence], score: float, lexical: float = 0.5) -> Scored:
+    return Scored(Window(tuple(sents)), score, 0.8, 0.05, lexical)
+
+
+def _answer(scored: list[Scored], chunks: list[Chunk], kind: str = "fact", max_passages: int = 2, **cov: object):
+    backend = ExtractiveBackend(SimpleNamespace(settings=SimpleNamespace(max_passages=max_passages)))
+    request = AnswerRequest(
+        question="What went wrong?",
+        standalone="What went wrong?",
+        persona=get_persona("raj"),
+        passages=[Retrieved(c, 1.0) for c in chunks],
+        lang="en",
+        context={"scored": scored, "coverage": Coverage(True, 0.9, {}, kind=kind, **cov)},  # type: ignore[arg-type]
+    )
+    items = list(backend.stream(request))
+    assert isinstance(items[-1], Answer)
+    return items[-1]
+
+
+def test_speech_is_kept_whole_as_one_sentence() -> None:
+    chunk = _chunk("a", TEXT)
+    texts = [s.text for s in _sentences(chunk, 0)]
+    assert 'At the team meeting, I said, "I\'m sorry. My mistake cost us two weeks."' in texts
+
+
+def test_one_span_per_passage_one_marker_first_person_and_verbatim_citation() -> None:
+    a, b = _chunk("a", TEXT), _chunk("b", OTHER, start=1000, title="Scaling")
+    sa, sb = _sentences(a, 0), _sentences(b, 1)
+    scored = [_scored(sa[2:4], 0.30), _scored(sa[1:3], 0.29), _scored(sb[:2], 0.29), _scored(sb[1:], 0.1)]
+    answer = _answer(scored, [a, b])
+    assert len(answer.citations) == 2 and answer.text.count("[") == 2
+    first = answer.citations[0]
+    assert first.quote == TEXT[first.start : first.end] and "Raj learned" in first.quote
+    assert "I learned: failure is part of learning. [1]" in answer.text and "Raj" not in answer.text
+    assert answer.text.startswith("Here's how I wrote it down:")
+
+
+def test_at_most_max_passages() -> None:
+    a, b = _chunk("a", TEXT), _chunk("b", OTHER, start=1000, title="Scaling")
+    sa, sb = _sentences(a, 0), _sentences(b, 1)
+    scored = [_scored(sa[:2], 0.30), _scored(sb[:2], 0.30)]
+    assert len(_answer(scored, [a, b], max_passages=1).citations) == 1
+    assert len(_answer(scored, [a, b], max_passages=2).citations) == 2
+
+
+def test_a_span_ending_inside_speech_is_widened_to_the_closing_quote() -> None:
+    chunk = _chunk("a", 'He said, "So you\'ve seen it too. The world is about to change." Then he left.')
+    start, end = outside_speech(chunk, 0, chunk.text.index("seen it too.") + len("seen it too."))
+    assert chunk.text[start:end].endswith('change."')
+    start, end = outside_speech(chunk, chunk.text.index("The world"), len(chunk.text))
+    assert chunk.text[start:].startswith('"So you')
+
+
+def test_leads_fit_the_question_kind_and_language() -> None:
+    assert lead_for("view", "en", False) == "My view, as I wrote it:"
+    assert lead_for("view", "ko", False).startswith("제 생각은")
+    assert lead_for("fact", "en", True) == "I wrote this down in Korean:"
+    assert "RLHF" in lead_for("view", "en", False, ("RLHF",)) and "directly" in lead_for("view", "en", False, ("X",))
+    assert lead_for("view", "ko", False, ("RLHF",)).startswith("RLHF에 대해 직접 쓴 적은 없지만")
+
+
+def test_self_names_are_people_not_roles() -> None:
+    assert self_names("Raj") == ("Raj",) and self_names("The Diarist") == ()

@@ -1,0 +1,42 @@
+"""agent.views: the view inventory is the sentences that state a position, with entry and date."""
+
+from __future__ import annotations
+
+from agent.types import Chunk
+from agent.views import build_inventory, states_view
+
+DIARY = (
+    'Last year, I ran scaling law experiments. Performance improved predictably. At the team meeting, I said, '
+    '"Scaling might not be the answer." A colleague asked, "Then what is?"'
+)
+KO = '3개월 전, 동료와 alignment에 대해 밤새 논쟁했다. 하지만 Raj는 깨달았다. "이건 기술 문제가 아니야. 철학 문제야."'
+
+
+def _chunk(text: str, start: int = 0, title: str = "Scaling", cid: str = "c1", lang: str = "en") -> Chunk:
+    return Chunk(cid, "raj", "d.txt", title, start, start + len(text), text, lang, "h")  # type: ignore[arg-type]
+
+
+def test_view_sentences_are_found_with_offsets_and_the_entrys_date() -> None:
+    views = build_inventory([_chunk(DIARY, start=100)])
+    assert [v.text for v in views] == ['At the team meeting, I said, "Scaling might not be the answer."']
+    v = views[0]
+    assert DIARY[v.start - 100 : v.end - 100] == v.text and v.when == "Last year" and v.title == "Scaling"
+
+
+def test_korean_views_keep_quoted_speech_whole() -> None:
+    views = build_inventory([_chunk(KO, title="Alignment", lang="ko")])
+    texts = [v.text for v in views]
+    assert '"이건 기술 문제가 아니야. 철학 문제야."' in texts and "하지만 Raj는 깨달았다." in texts
+    assert all(v.when == "3개월 전" for v in views)
+
+
+def test_narration_is_not_a_view() -> None:
+    assert not states_view("Performance improved predictably.")
+    assert not states_view("16 GPUs, estimated 3-week training time.")
+    assert states_view("I am skeptical that scaling language modeling alone leads to AGI.")
+    assert states_view("Admitting you don't know—that's the professor's job.")
+
+
+def test_deterministic() -> None:
+    chunks = [_chunk(DIARY), _chunk(KO, start=500, title="Alignment", cid="c2", lang="ko")]
+    assert build_inventory(chunks) == build_inventory(list(reversed(chunks)))
