@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -28,7 +29,8 @@ GOLD = Path(__file__).with_name("datasets") / "persona_qa.jsonl"
 BASELINE = Path(__file__).with_name("baseline.json")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Licensed evaluation data lives next to the repository, never inside it.
-DEV_PATH = REPO_ROOT.parent / "shared" / "evaldata" / "dev.jsonl"
+# PERSONA_DEV_DATA points elsewhere (e.g. from a git worktree, whose parent has no shared/).
+DEV_PATH = Path(os.environ.get("PERSONA_DEV_DATA") or REPO_ROOT.parent / "shared" / "evaldata" / "dev.jsonl")
 DEFAULT_OUT = Path("eval-out")
 SCHEMA = 1
 
@@ -336,9 +338,10 @@ def _thin(points: Sequence[tuple[float, float, float]], keep: int = 120) -> list
     return [[round(x, 4), round(y, 4)] for x, y, _ in points]
 
 
-def dev_figures(path: Path | None = DEV_PATH, cv_repeats: int = 1) -> dict[str, Any]:
-    """The checker's AUROC / balanced accuracy / F1 per dev slice next to the floor, and ROC points;
-    ``{"available": False, "reason": ...}`` when the dev set is absent."""
+def dev_figures(path: Path | None = DEV_PATH) -> dict[str, Any]:
+    """The checker next to the word-overlap floor on dev: the tuning part by repeated grouped CV,
+    the locked part with the installed calibration (see evals.selection), and ROC points of the
+    locked part; ``{"available": False, "reason": ...}`` when the dev set or calibration is absent."""
     if path is None:
         return {"available": False, "reason": "skipped (--no-dev)"}
     if not Path(path).is_file():
@@ -348,8 +351,10 @@ def dev_figures(path: Path | None = DEV_PATH, cv_repeats: int = 1) -> dict[str, 
         }
     import numpy as np
 
-    from evals.checker import E5Embedder, FaithfulnessChecker, default_cache_path, evaluate_examples, featurize
+    from evals.checker import E5Embedder, FaithfulnessChecker, default_cache_path
     from evals.metrics_cls import roc_points
+    from evals.selection import checker_report, featurize
+    from evals.split import split_rows
 
     try:
         with Path(path).open(encoding="utf-8") as fh:
@@ -358,22 +363,28 @@ def dev_figures(path: Path | None = DEV_PATH, cv_repeats: int = 1) -> dict[str, 
         embedder = E5Embedder(cache_path=default_cache_path(), max_items=200_000)
         checker = FaithfulnessChecker(embedder=embedder)
         if checker.model is None:
-            return {"available": False, "reason": f"no calibration at {checker.calibration_path}"}
-        examples = featurize(rows, checker)
+            return {"available": False, "reason": f"no usable calibration at {checker.calibration_path}"}
+        side = split_rows(rows)
+        tuning = featurize([r for r in rows if side[str(r["id"])] == "tuning"], checker)
+        locked = featurize([r for r in rows if side[str(r["id"])] == "locked"], checker)
         embedder.save()
-        report = evaluate_examples(examples, checker, cv_repeats=cv_repeats)
+        report = checker_report(tuning, locked, [], checker)
     except (OSError, ValueError, KeyError) as exc:
         return {"available": False, "reason": f"{path}: {type(exc).__name__}: {exc}"}
-    labels = np.array([e.label for e in examples])
-    scores = np.array([checker.score_features(e.features) for e in examples])
-    floor = np.array([e.floor for e in examples])
+    labels = np.array([e.label for e in locked])
+    scores = np.array([checker.score_features(e.features) for e in locked])
+    floor = np.array([e.floor for e in locked])
     return {
         "available": True,
         "path": str(path),
-        "n": len(examples),
+        "n": len(rows),
+        "n_locked": len(locked),
         "threshold": checker.threshold,
-        "cv_repeats": cv_repeats,
-        **report,
+        "chosen": report["chosen"],
+        "checker_tuning_cv": report["tuning"]["checker"],
+        "floor_tuning": report["tuning"]["floor"],
+        "checker_locked": report["locked"]["checker"],
+        "floor_locked": report["locked"]["floor"],
         "roc": {"checker": _thin(roc_points(scores, labels)), "floor": _thin(roc_points(floor, labels))},
     }
 
@@ -794,9 +805,10 @@ def format_summary(results: Mapping[str, Any]) -> str:
         lines.append("")
     dev = results.get("checker_dev", {})
     if dev.get("available"):
-        cv = dev.get("checker_cv") or dev["checker_in_sample"]
         lines.append(
-            f"checker on dev: macro AUROC {cv['macro']['auroc']:.3f} (floor {dev['floor']['macro']['auroc']:.3f})"
+            f"checker on dev, locked part: macro AUROC {dev['checker_locked']['macro']['auroc']:.3f} "
+            f"(floor {dev['floor_locked']['macro']['auroc']:.3f}); tuning part, CV: "
+            f"{dev['checker_tuning_cv']['macro']['auroc']:.3f} (floor {dev['floor_tuning']['macro']['auroc']:.3f})"
         )
     else:
         lines.append(f"checker dev figures: {dev.get('reason', 'unavailable')}")
