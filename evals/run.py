@@ -467,12 +467,15 @@ def run_eval(
     llm_judge: Any = None,
     progress: bool = True,
     checker: Any = None,
+    judge_labelled: int = 40,
 ) -> dict[str, Any]:
     """Answer the gold questions with each backend through ``agent``; score them; return results.
 
     ``attacks``: run evals.attacks too (None: only for the extractive backend). ``dev``: the
     labelled dev set for the checker's figures (None: skip). ``llm_judge``: an evals.judges Judge
-    whose figures are added beside the offline ones.
+    whose figures are added beside the offline ones, and which is also compared with the checker
+    on ``judge_labelled`` examples of the bundled labelled Korean set (agreement, each against the
+    labels).
     """
     from tqdm import tqdm
 
@@ -612,8 +615,25 @@ def run_eval(
         "checker_dev": dev_figures(dev),
         "items": items,
     }
+    if llm_judge is not None:
+        results["judge_comparison"] = judge_comparison(llm_judge, judge.checker, judge_labelled, progress)
     results["meta"]["seconds"] = round(time.perf_counter() - started, 1)
     return _round(results)  # type: ignore[no-any-return]
+
+
+def judge_comparison(llm_judge: Any, checker: Any, limit: int, progress: bool = False) -> dict[str, Any]:
+    """The LLM judge and the offline checker on the same labelled examples: ``limit`` rows of
+    evals/datasets/checker_ko.jsonl taken at an even stride (both subsets, both labels)."""
+    from evals.judges import compare_judges, judge_both
+
+    path = Path(__file__).with_name("datasets") / "checker_ko.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if limit <= 0:
+        return {"skipped": "--judge-limit 0"}
+    rows = rows[:: max(1, len(rows) // limit)][:limit]
+    if progress:
+        print(f"LLM judge and checker on {len(rows)} labelled Korean examples...", file=sys.stderr)
+    return {"data": path.name, **compare_judges(judge_both(rows, checker, llm_judge))}
 
 
 def _llm_judge(judge: Any, question: str, answer: Any, passages: Sequence[Any]) -> dict[str, Any]:
@@ -812,6 +832,11 @@ def format_summary(results: Mapping[str, Any]) -> str:
         )
     else:
         lines.append(f"checker dev figures: {dev.get('reason', 'unavailable')}")
+    if "judge_comparison" in results:
+        from evals.judges import format_comparison
+
+        cmp = results["judge_comparison"]
+        lines.append(format_comparison(cmp) if "n" in cmp else f"LLM judge comparison: {cmp.get('skipped')}")
     if "gate" in results:
         g = results["gate"]
         lines.append("gate: " + ("passed" if g["passed"] else f"FAILED ({len(g['regressions'])} regressions)"))
@@ -834,7 +859,18 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=str(DEFAULT_OUT), help=f"output directory (default ./{DEFAULT_OUT})")
     p.add_argument("--limit", type=int, default=None, help="only N questions, taken round-robin across kinds")
     p.add_argument("--baseline", default=None, help="results.json or baseline to gate on (exit 1 on regression)")
-    p.add_argument("--judge", action="store_true", help="also judge answers with the LLM judge (OPENAI_* configured)")
+    p.add_argument(
+        "--judge",
+        action="store_true",
+        help="also judge answers with the LLM judge (OPENAI_* configured), and compare it with the checker on "
+        "labelled Korean examples",
+    )
+    p.add_argument(
+        "--judge-limit",
+        type=int,
+        default=40,
+        help="labelled examples on which --judge compares the LLM judge with the checker (default 40)",
+    )
     p.add_argument(
         "--attacks",
         action=argparse.BooleanOptionalAction,
@@ -886,6 +922,7 @@ def main(args: argparse.Namespace) -> int:
             dev=DEV_PATH if args.dev else None,
             llm_judge=llm_judge,
             progress=not args.quiet,
+            judge_labelled=args.judge_limit,
         )
     except PersonaError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -235,12 +235,14 @@ def test_report_without_data_is_a_clear_message(tmp_path: Path, capsys: pytest.C
 @pytest.mark.skipif(
     not DEV_PATH.is_file(), reason=f"dev set not found at {DEV_PATH} (it is never copied into the repo)"
 )
-def test_report_on_dev_beats_the_floor(capsys: pytest.CaptureFixture[str]) -> None:
-    # CV off to stay fast: this checks the installed calibration against the floor.
-    assert main(["report", "--json", "--cv-repeats", "0"]) == 0
+def test_report_on_dev_has_the_tuning_and_locked_parts_and_the_korean_set(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    checker_macro = report["checker_in_sample"]["macro"]["auroc"]
-    floor_macro = report["floor"]["macro"]["auroc"]
-    assert checker_macro > floor_macro
-    for name, figures in report["checker_in_sample"]["slices"].items():
-        assert figures["auroc"] > report["floor"]["slices"][name]["auroc"], name
+    slices = {"begin_wow", "faithbench", "halueval_qa", "lfqa_verification"}
+    assert set(report["tuning"]["checker"]["slices"]) == set(report["locked"]["checker"]["slices"]) == slices
+    assert set(report["korean"]["checker"]["slices"]) == {"ko", "ko-en"}
+    assert sum(int(s["n"]) for s in report["tuning"]["floor"]["slices"].values()) == 148
+    assert sum(int(s["n"]) for s in report["locked"]["floor"]["slices"].values()) == 152
+    # Chosen on the tuning part: there, under cross-validation, it must beat the floor.
+    assert report["tuning"]["checker"]["macro"]["auroc"] > report["tuning"]["floor"]["macro"]["auroc"]
+    assert report["threshold"] == get_checker().threshold
