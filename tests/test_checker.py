@@ -246,3 +246,35 @@ def test_report_on_dev_has_the_tuning_and_locked_parts_and_the_korean_set(capsys
     # Chosen on the tuning part: there, under cross-validation, it must beat the floor.
     assert report["tuning"]["checker"]["macro"]["auroc"] > report["tuning"]["floor"]["macro"]["auroc"]
     assert report["threshold"] == get_checker().threshold
+
+
+class _FixedEmbedder:
+    """Every text maps to the same unit vector (a unit seam: no model needed)."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [[1.0, 0.0] for _ in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return [1.0, 0.0]
+
+
+def test_a_calibration_of_another_format_is_a_clear_error(tmp_path: Path) -> None:
+    old = tmp_path / "calibration.json"
+    old.write_text('{"model": {"spec": ["sim_gap:max"], "weights": [1.0]}, "threshold": 0.5}', encoding="utf-8")
+    checker = FaithfulnessChecker(embedder=_FixedEmbedder(), calibration_path=old)
+    assert checker.model is None
+    with pytest.raises(RuntimeError, match=r"unusable calibration \(format None, expected 2\).*evals calibrate"):
+        checker.sentence_scores(["Our team drilled ice cores."], [EN])
+
+
+def test_a_contradicted_claim_is_lifted_to_the_contradiction_floor() -> None:
+    checker = FaithfulnessChecker(embedder=_FixedEmbedder())  # the committed calibration
+    assert checker.contradiction_floor is not None and checker.contradiction_floor >= checker.threshold
+    same, changed = checker.sentence_scores(
+        [
+            "Our team spent three summers drilling ice cores on the Jostedal glacier.",
+            "Our team spent three summers drilling ice cores on the Jostedal glacier in 1987.",
+        ],
+        [EN],
+    )
+    assert changed >= checker.contradiction_floor > same

@@ -110,7 +110,7 @@ def test_cv_finds_the_signal_and_selection_prefers_it(monkeypatch: pytest.Monkey
     noise = repeated_cv(ex, Config("words", 1.0, None), repeats=2)
     assert signal["macro"]["auroc"] > 0.8 > 0.65 > noise["macro"]["auroc"]
     config, table = select(ex, repeats=1)
-    assert "novel_bigrams:mean" in config.spec
+    assert any(item.startswith("novel_bigrams") for item in config.spec)
     assert len(table) == len(sel.candidates()) == len(CANDIDATE_SPECS) * len(sel.CONTRADICTION_FLOORS)
     nested = nested_cv(ex, repeats=1, inner_repeats=1)
     assert nested["macro"]["auroc"] > 0.75 and len(nested["chosen_in_outer_folds"]) == 5
