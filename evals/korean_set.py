@@ -29,6 +29,7 @@ import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 SOURCES = Path(__file__).resolve().parents[1] / "knowledge" / "sources"
 OUT = Path(__file__).with_name("datasets") / "checker_ko.jsonl"
@@ -224,7 +225,7 @@ def swap_name(s: str) -> str | None:
     return None
 
 
-def _row(subset: str, title: str, passage: str, answer: str, label: str, how: str, k: int) -> dict[str, str]:
+def _row(subset: str, title: str, passage: str, answer: str, label: str, how: str, k: int) -> dict[str, Any]:
     return {
         "id": f"{subset}-{k:03d}",
         "source_dataset": subset,
@@ -236,7 +237,7 @@ def _row(subset: str, title: str, passage: str, answer: str, label: str, how: st
     }
 
 
-def build() -> list[dict[str, str]]:
+def build() -> list[dict[str, Any]]:
     """Every row of the set, in a fixed order; balanced within each subset."""
     ko = entries(SOURCES / "raj-diary.ko.txt")
     en = entries(SOURCES / "raj-diary.en.txt")
@@ -245,7 +246,7 @@ def build() -> list[dict[str, str]]:
         raise ValueError(f"the diaries no longer hold entries {missing}: update evals/korean_set.py")
     titles = list(EN_ENTRY)
     sents = {t: claim_sentences(ko[t]) for t in titles}
-    rows: list[dict[str, str]] = []
+    rows: list[dict[str, Any]] = []
     counter = iter(range(10_000))
 
     def corrupt(s: str, i: int, taken: set[str]) -> tuple[str, str] | None:
@@ -313,7 +314,7 @@ def build() -> list[dict[str, str]]:
     return rows
 
 
-def lines(rows: list[dict[str, str]]) -> Iterator[str]:
+def lines(rows: list[dict[str, Any]]) -> Iterator[str]:
     for r in rows:
         yield json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n"
 
