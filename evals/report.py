@@ -141,17 +141,17 @@ def roc_plot(dev: Mapping[str, Any]) -> str:
 
     fig = Figure(figsize=(4.2, 4.0))
     ax = fig.add_subplot()
-    names = {"checker": "checker (in-sample)", "floor": "floor: absent words"}
+    names = {"checker": "checker", "floor": "floor: absent words"}
     for key, pts in dev.get("roc", {}).items():
         if pts:
             xs, ys = zip(*pts, strict=True)
-            section = dev.get("checker_in_sample" if key == "checker" else "floor", {})
+            section = dev.get("checker_locked" if key == "checker" else "floor_locked", {})
             auc = section.get("pooled", {}).get("auroc")
             ax.plot(xs, ys, label=f"{names.get(key, key)}" + (f", AUROC {auc:.3f}" if auc is not None else ""))
     ax.plot([0, 1], [0, 1], color="#aaa", linestyle=":", linewidth=1)
     ax.set_xlabel("false-positive rate", fontsize=8)
     ax.set_ylabel("true-positive rate (hallucinated)", fontsize=8)
-    ax.set_title(f"faithfulness checker on dev (n={dev.get('n')}), pooled", fontsize=10)
+    ax.set_title(f"faithfulness checker, locked part of dev (n={dev.get('n_locked')}), pooled", fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
     return _png(fig)
 
@@ -235,9 +235,14 @@ def attacks_section(attacks: Mapping[str, Any]) -> str:
 def dev_section(dev: Mapping[str, Any]) -> str:
     if not dev.get("available"):
         return f"<h2>Faithfulness checker on dev</h2><p>unavailable: {e(dev.get('reason'))}</p>"
-    cols = [(k, t) for k, t in (("checker_cv", "checker, CV"), ("checker_in_sample", "in-sample"), ("floor", "floor"))]
+    cols = [
+        ("checker_tuning_cv", "checker, tuning CV"),
+        ("floor_tuning", "floor, tuning"),
+        ("checker_locked", "checker, locked"),
+        ("floor_locked", "floor, locked"),
+    ]
     cols = [(k, t) for k, t in cols if k in dev]
-    head = "<tr><th>slice</th><th>n</th>" + "".join(
+    head = "<tr><th>slice</th><th>n (first column)</th>" + "".join(
         f"<th>{e(t)} AUROC</th><th>{e(t)} BalAcc</th><th>{e(t)} F1</th>" for _, t in cols
     )
     first = dev[cols[0][0]]["slices"]
@@ -258,7 +263,8 @@ def dev_section(dev: Mapping[str, Any]) -> str:
     return (
         f"<h2>Faithfulness checker on dev</h2><p class=small>{e(dev.get('path'))}; threshold "
         f"{fmt(dev.get('threshold'))} (hallucinated if score &ge; threshold); the floor is the share of answer "
-        "words absent from the context.</p>"
+        "words absent from the context. The checker was chosen and fitted on the tuning part only (figures: "
+        "repeated grouped cross-validation); the locked part was never used to choose or fit anything.</p>"
         f"<table>{head}</tr>{rows}</table>"
     )
 

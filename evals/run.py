@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -38,7 +39,8 @@ EVAL_PERSONAS = Path(__file__).with_name("datasets") / "personas"
 BASELINE = Path(__file__).with_name("baseline.json")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Licensed evaluation data lives next to the repository, never inside it.
-DEV_PATH = REPO_ROOT.parent / "shared" / "evaldata" / "dev.jsonl"
+# PERSONA_DEV_DATA points elsewhere (e.g. from a git worktree, whose parent has no shared/).
+DEV_PATH = Path(os.environ.get("PERSONA_DEV_DATA") or REPO_ROOT.parent / "shared" / "evaldata" / "dev.jsonl")
 DEFAULT_OUT = Path("eval-out")
 SCHEMA = 1
 
@@ -409,9 +411,10 @@ def _thin(points: Sequence[tuple[float, float, float]], keep: int = 120) -> list
     return [[round(x, 4), round(y, 4)] for x, y, _ in points]
 
 
-def dev_figures(path: Path | None = DEV_PATH, cv_repeats: int = 1) -> dict[str, Any]:
-    """The checker's AUROC / balanced accuracy / F1 per dev slice next to the floor, and ROC points;
-    ``{"available": False, "reason": ...}`` when the dev set is absent."""
+def dev_figures(path: Path | None = DEV_PATH) -> dict[str, Any]:
+    """The checker next to the word-overlap floor on dev: the tuning part by repeated grouped CV,
+    the locked part with the installed calibration (see evals.selection), and ROC points of the
+    locked part; ``{"available": False, "reason": ...}`` when the dev set or calibration is absent."""
     if path is None:
         return {"available": False, "reason": "skipped (--no-dev)"}
     if not Path(path).is_file():
@@ -421,8 +424,10 @@ def dev_figures(path: Path | None = DEV_PATH, cv_repeats: int = 1) -> dict[str, 
         }
     import numpy as np
 
-    from evals.checker import E5Embedder, FaithfulnessChecker, default_cache_path, evaluate_examples, featurize
+    from evals.checker import E5Embedder, FaithfulnessChecker, default_cache_path
     from evals.metrics_cls import roc_points
+    from evals.selection import checker_report, featurize
+    from evals.split import split_rows
 
     try:
         with Path(path).open(encoding="utf-8") as fh:
@@ -431,22 +436,28 @@ def dev_figures(path: Path | None = DEV_PATH, cv_repeats: int = 1) -> dict[str, 
         embedder = E5Embedder(cache_path=default_cache_path(), max_items=200_000)
         checker = FaithfulnessChecker(embedder=embedder)
         if checker.model is None:
-            return {"available": False, "reason": f"no calibration at {checker.calibration_path}"}
-        examples = featurize(rows, checker)
+            return {"available": False, "reason": f"no usable calibration at {checker.calibration_path}"}
+        side = split_rows(rows)
+        tuning = featurize([r for r in rows if side[str(r["id"])] == "tuning"], checker)
+        locked = featurize([r for r in rows if side[str(r["id"])] == "locked"], checker)
         embedder.save()
-        report = evaluate_examples(examples, checker, cv_repeats=cv_repeats)
+        report = checker_report(tuning, locked, [], checker)
     except (OSError, ValueError, KeyError) as exc:
         return {"available": False, "reason": f"{path}: {type(exc).__name__}: {exc}"}
-    labels = np.array([e.label for e in examples])
-    scores = np.array([checker.score_features(e.features) for e in examples])
-    floor = np.array([e.floor for e in examples])
+    labels = np.array([e.label for e in locked])
+    scores = np.array([checker.score_features(e.features) for e in locked])
+    floor = np.array([e.floor for e in locked])
     return {
         "available": True,
         "path": str(path),
-        "n": len(examples),
+        "n": len(rows),
+        "n_locked": len(locked),
         "threshold": checker.threshold,
-        "cv_repeats": cv_repeats,
-        **report,
+        "chosen": report["chosen"],
+        "checker_tuning_cv": report["tuning"]["checker"],
+        "floor_tuning": report["tuning"]["floor"],
+        "checker_locked": report["locked"]["checker"],
+        "floor_locked": report["locked"]["floor"],
         "roc": {"checker": _thin(roc_points(scores, labels)), "floor": _thin(roc_points(floor, labels))},
     }
 
@@ -530,13 +541,16 @@ def run_eval(
     llm_judge: Any = None,
     progress: bool = True,
     checker: Any = None,
+    judge_labelled: int = 40,
 ) -> dict[str, Any]:
     """Answer the gold questions with each backend through ``agent``; score them; return results.
 
     ``stances``: the stance inventory asked too (None: not). ``attacks``: run evals.attacks too
     (None: only for the extractive backend). ``dev``: the
     labelled dev set for the checker's figures (None: skip). ``llm_judge``: an evals.judges Judge
-    whose figures are added beside the offline ones.
+    whose figures are added beside the offline ones, and which is also compared with the checker
+    on ``judge_labelled`` examples of the bundled labelled Korean set (agreement, each against the
+    labels).
     """
     from tqdm import tqdm
 
@@ -706,6 +720,8 @@ def run_eval(
         "checker_dev": dev_figures(dev),
         "items": items,
     }
+    if llm_judge is not None:
+        results["judge_comparison"] = judge_comparison(llm_judge, judge.checker, judge_labelled, progress)
     results["meta"]["seconds"] = round(time.perf_counter() - started, 1)
     return _round(results)  # type: ignore[no-any-return]
 
@@ -804,6 +820,19 @@ def burrows_delta(agent: Any, items: Sequence[Mapping[str, Any]], vocab: int = 5
         margins = [v["margin"] for v in per.values() if v["margin"] is not None]
         out[backend] = {"personas": per, "mean_margin": sum(margins) / len(margins) if margins else None}
     return out, ""
+def judge_comparison(llm_judge: Any, checker: Any, limit: int, progress: bool = False) -> dict[str, Any]:
+    """The LLM judge and the offline checker on the same labelled examples: ``limit`` rows of
+    evals/datasets/checker_ko.jsonl taken at an even stride (both subsets, both labels)."""
+    from evals.judges import compare_judges, judge_both
+
+    path = Path(__file__).with_name("datasets") / "checker_ko.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if limit <= 0:
+        return {"skipped": "--judge-limit 0"}
+    rows = rows[:: max(1, len(rows) // limit)][:limit]
+    if progress:
+        print(f"LLM judge and checker on {len(rows)} labelled Korean examples...", file=sys.stderr)
+    return {"data": path.name, **compare_judges(judge_both(rows, checker, llm_judge))}
 
 
 def _llm_judge(judge: Any, question: str, answer: Any, passages: Sequence[Any]) -> dict[str, Any]:
@@ -1006,12 +1035,18 @@ def format_summary(results: Mapping[str, Any]) -> str:
         lines.append("")
     dev = results.get("checker_dev", {})
     if dev.get("available"):
-        cv = dev.get("checker_cv") or dev["checker_in_sample"]
         lines.append(
-            f"checker on dev: macro AUROC {cv['macro']['auroc']:.3f} (floor {dev['floor']['macro']['auroc']:.3f})"
+            f"checker on dev, locked part: macro AUROC {dev['checker_locked']['macro']['auroc']:.3f} "
+            f"(floor {dev['floor_locked']['macro']['auroc']:.3f}); tuning part, CV: "
+            f"{dev['checker_tuning_cv']['macro']['auroc']:.3f} (floor {dev['floor_tuning']['macro']['auroc']:.3f})"
         )
     else:
         lines.append(f"checker dev figures: {dev.get('reason', 'unavailable')}")
+    if "judge_comparison" in results:
+        from evals.judges import format_comparison
+
+        cmp = results["judge_comparison"]
+        lines.append(format_comparison(cmp) if "n" in cmp else f"LLM judge comparison: {cmp.get('skipped')}")
     if "gate" in results:
         g = results["gate"]
         lines.append("gate: " + ("passed" if g["passed"] else f"FAILED ({len(g['regressions'])} regressions)"))
@@ -1034,7 +1069,18 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=str(DEFAULT_OUT), help=f"output directory (default ./{DEFAULT_OUT})")
     p.add_argument("--limit", type=int, default=None, help="only N questions, taken round-robin across kinds")
     p.add_argument("--baseline", default=None, help="results.json or baseline to gate on (exit 1 on regression)")
-    p.add_argument("--judge", action="store_true", help="also judge answers with the LLM judge (OPENAI_* configured)")
+    p.add_argument(
+        "--judge",
+        action="store_true",
+        help="also judge answers with the LLM judge (OPENAI_* configured), and compare it with the checker on "
+        "labelled Korean examples",
+    )
+    p.add_argument(
+        "--judge-limit",
+        type=int,
+        default=40,
+        help="labelled examples on which --judge compares the LLM judge with the checker (default 40)",
+    )
     p.add_argument(
         "--attacks",
         action=argparse.BooleanOptionalAction,
@@ -1086,6 +1132,7 @@ def main(args: argparse.Namespace) -> int:
             dev=DEV_PATH if args.dev else None,
             llm_judge=llm_judge,
             progress=not args.quiet,
+            judge_labelled=args.judge_limit,
         )
     except PersonaError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -235,12 +235,46 @@ def test_report_without_data_is_a_clear_message(tmp_path: Path, capsys: pytest.C
 @pytest.mark.skipif(
     not DEV_PATH.is_file(), reason=f"dev set not found at {DEV_PATH} (it is never copied into the repo)"
 )
-def test_report_on_dev_beats_the_floor(capsys: pytest.CaptureFixture[str]) -> None:
-    # CV off to stay fast: this checks the installed calibration against the floor.
-    assert main(["report", "--json", "--cv-repeats", "0"]) == 0
+def test_report_on_dev_has_the_tuning_and_locked_parts_and_the_korean_set(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    checker_macro = report["checker_in_sample"]["macro"]["auroc"]
-    floor_macro = report["floor"]["macro"]["auroc"]
-    assert checker_macro > floor_macro
-    for name, figures in report["checker_in_sample"]["slices"].items():
-        assert figures["auroc"] > report["floor"]["slices"][name]["auroc"], name
+    slices = {"begin_wow", "faithbench", "halueval_qa", "lfqa_verification"}
+    assert set(report["tuning"]["checker"]["slices"]) == set(report["locked"]["checker"]["slices"]) == slices
+    assert set(report["korean"]["checker"]["slices"]) == {"ko", "ko-en"}
+    assert sum(int(s["n"]) for s in report["tuning"]["floor"]["slices"].values()) == 148
+    assert sum(int(s["n"]) for s in report["locked"]["floor"]["slices"].values()) == 152
+    # Chosen on the tuning part: there, under cross-validation, it must beat the floor.
+    assert report["tuning"]["checker"]["macro"]["auroc"] > report["tuning"]["floor"]["macro"]["auroc"]
+    assert report["threshold"] == get_checker().threshold
+
+
+class _FixedEmbedder:
+    """Every text maps to the same unit vector (a unit seam: no model needed)."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [[1.0, 0.0] for _ in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return [1.0, 0.0]
+
+
+def test_a_calibration_of_another_format_is_a_clear_error(tmp_path: Path) -> None:
+    old = tmp_path / "calibration.json"
+    old.write_text('{"model": {"spec": ["sim_gap:max"], "weights": [1.0]}, "threshold": 0.5}', encoding="utf-8")
+    checker = FaithfulnessChecker(embedder=_FixedEmbedder(), calibration_path=old)
+    assert checker.model is None
+    with pytest.raises(RuntimeError, match=r"unusable calibration \(format None, expected 2\).*evals calibrate"):
+        checker.sentence_scores(["Our team drilled ice cores."], [EN])
+
+
+def test_a_contradicted_claim_is_lifted_to_the_contradiction_floor() -> None:
+    checker = FaithfulnessChecker(embedder=_FixedEmbedder())  # the committed calibration
+    assert checker.contradiction_floor is not None and checker.contradiction_floor >= checker.threshold
+    same, changed = checker.sentence_scores(
+        [
+            "Our team spent three summers drilling ice cores on the Jostedal glacier.",
+            "Our team spent three summers drilling ice cores on the Jostedal glacier in 1987.",
+        ],
+        [EN],
+    )
+    assert changed >= checker.contradiction_floor > same

@@ -116,7 +116,8 @@ def test_report_plots_the_checker_roc_when_dev_figures_exist(small_run: tuple[di
         "n": 4,
         "path": "dev.jsonl",
         "threshold": 0.5,
-        "checker_in_sample": {
+        "n_locked": 4,
+        "checker_locked": {
             "slices": {"s": {"n": 4, "auroc": 1.0, "balanced_accuracy": 1.0, "f1": 1.0}},
             "macro": {"auroc": 1.0, "balanced_accuracy": 1.0, "f1": 1.0},
             "pooled": {"auroc": 1.0, "balanced_accuracy": 1.0, "f1": 1.0},

@@ -266,3 +266,74 @@ def test_llm_judge_smoke_with_smollm2(llama_server: Any) -> None:  # noqa: F811
     v = judge.judge("What went wrong?", "The loss exploded in week two. It was a gradient clipping bug.", PASSAGES)
     assert v.available or v.error
     assert v.faithfulness is None or 0.0 <= v.faithfulness <= 1.0
+
+
+# --- both judges on the same labelled examples ----------------------------------------------------------
+
+
+def test_compare_judges_agreement_and_each_against_labels() -> None:
+    from evals.judges import compare_judges
+
+    def rec(label: str, c_label: str, c_score: float, llm: str | None, faith: float | None) -> dict[str, Any]:
+        return {
+            "label": label,
+            "checker_label": c_label,
+            "checker_score": c_score,
+            "llm_label": llm,
+            "llm_faithfulness": faith,
+            "llm_status": "ok" if llm else "unavailable",
+        }
+
+    records = [
+        rec("supported", "supported", 0.1, "supported", 1.0),
+        rec("hallucinated", "hallucinated", 0.9, "supported", 1.0),
+        rec("hallucinated", "hallucinated", 0.8, "hallucinated", 0.5),
+        rec("supported", "hallucinated", 0.7, "supported", 1.0),
+        rec("supported", "supported", 0.2, None, None),  # LLM unavailable: left out of both sides
+    ]
+    cmp = compare_judges(records)
+    assert cmp["n"] == 5 and cmp["both_decided"] == 4 and cmp["llm_unavailable"] == 1
+    assert cmp["agreement"] == 0.5
+    assert cmp["checker"]["balanced_accuracy"] == 0.75 and cmp["checker"]["auroc"] == 1.0
+    assert cmp["llm"]["balanced_accuracy"] == 0.75 and cmp["llm"]["auroc"] == 0.75
+
+
+def test_detect_with_the_judge_writes_both_verdicts_and_compares(
+    canned: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from evals.__main__ import main
+
+    server = canned(two_claims_one_supported)  # the LLM finds one claim of each answer unsupported
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("PERSONA_JUDGE_MODEL", "judge-test")
+    monkeypatch.setenv("PERSONA_MAX_RETRIES", "0")
+    rows = [
+        {"id": "a", "context": PASSAGES[0], "answer": "It was a gradient clipping bug.", "label": "supported"},
+        {"id": "b", "context": PASSAGES[0], "answer": "The run used 512 TPUs in Zurich.", "label": "hallucinated"},
+    ]
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert main(["detect", "--judge", "--input", str(src), "--output", str(out)]) == 0
+    got = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [g["id"] for g in got] == ["a", "b"]
+    assert [g["label"] for g in got] == ["supported", "hallucinated"]  # the offline checker
+    assert all(g["llm"]["status"] == "ok" and g["llm"]["label"] == "hallucinated" for g in got)
+    assert len(server.requests) == 4  # claims + verdicts, per answer
+    printed = capsys.readouterr().out
+    assert "agreement 0.500" in printed and "checker  vs labels (n=2): balanced accuracy 1.000" in printed
+    assert "llm      vs labels (n=2): balanced accuracy 0.500" in printed
+
+
+def test_detect_with_the_judge_but_no_llm_is_a_clear_error(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from evals.__main__ import main
+
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": "a", "context": "c", "answer": "x"}\n', encoding="utf-8")
+    assert main(["detect", "--judge", "--input", str(src), "--output", str(tmp_path / "o.jsonl")]) == 2
+    assert "--judge needs an OpenAI-compatible model" in capsys.readouterr().err
+    assert not (tmp_path / "o.jsonl").exists()

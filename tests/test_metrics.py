@@ -280,6 +280,8 @@ def test_summarize_llm_judge_beside_the_checker() -> None:
     s = m.summarize(rows)
     assert s["faithfulness"] == 1.0 and s["llm_faithfulness"] == 0.75
     assert s["counts"]["llm_judged"] == 2 and s["counts"]["llm_unavailable"] == 1
+    # The checker supports every claim of each answer; the LLM agrees on one of the two it judged.
+    assert s["llm_agreement"] == 0.5
 
 
 def test_by_groups_and_sorts() -> None:
