@@ -16,8 +16,8 @@ from agent.config import Settings
 from agent.coverage import Coverage, abstain_text, assess
 from agent.errors import InputError
 from agent.personas import DEFAULT_PERSONA, PersonaCard, get_persona
-from agent.reasoning import strip_reasoning
 from agent.question import understand
+from agent.reasoning import strip_reasoning
 from agent.types import Answer, Retrieved
 from knowledge.decode import clean
 from knowledge.scan import instruction_like

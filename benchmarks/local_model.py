@@ -34,6 +34,13 @@ from benchmarks.report import REPO_ROOT
 
 JSON_PATH = REPO_ROOT / "benchmarks" / "local_model.json"
 QUESTION = "What went wrong in your first big training run?"
+# Warm runs ask other questions: llama.cpp reuses the KV cache of a repeated prompt, which would
+# time a cache hit, not an answer.
+WARM_QUESTIONS = (
+    "What did you learn about unlearning?",
+    "Why did your hyperparameter faith collapse?",
+    "What did you tell your students about not knowing?",
+)
 REPEATS = 3
 MAX_TOKENS = 128
 
@@ -104,11 +111,11 @@ def backend_figures() -> dict[str, Any]:
     ingest(agent.store, card.id, card.source_paths(), root=card.sources_dir, chunk_tokens=settings.chunk_tokens)
     backend = agent.backend("local")
 
-    def first_token() -> tuple[float, Answer]:
+    def first_token(question: str = QUESTION) -> tuple[float, Answer]:
         started = time.perf_counter()
         first: float | None = None
         final = None
-        for item in agent.ask_stream(QUESTION, backend="local"):
+        for item in agent.ask_stream(question, backend="local"):
             if isinstance(item, Answer):
                 final = item
             elif first is None:
@@ -117,7 +124,7 @@ def backend_figures() -> dict[str, Any]:
         return (first if first is not None else float("nan")), final
 
     cold, _ = first_token()
-    warm = [first_token()[0] for _ in range(REPEATS)]
+    warm = [first_token(q)[0] for q in WARM_QUESTIONS]
     os.kill(backend.server.pid, signal.SIGKILL)
     backend.server.died(wait=5.0)
     started = time.perf_counter()
@@ -165,10 +172,11 @@ def render(r: dict[str, Any]) -> str:
     """The "Local model" section of BENCHMARKS.md from a local_model.json result."""
     lines = [
         "## Local model: portable build, time to first token, restart after a crash\n",
-        "Written by `python -m benchmarks.local_model` (raw figures in `benchmarks/local_model.json`). llama-cpp-python is "
-        "built by `make local` for x86-64-v3 (AVX2/FMA/F16C; no AVX-512, no AMX, never `-march=native`: "
-        "agent/backends/native.py). Decode speed: the bundled SmolLM2 loaded with `llama_cpp.Llama`, one "
-        f"thread, a {r['portable']['prompt_tokens']}-token diary prompt, {MAX_TOKENS} tokens, median of "
+        "Written by `python -m benchmarks.local_model` (raw figures in `benchmarks/local_model.json`). "
+        "llama-cpp-python is built by `make local` for x86-64-v3 (AVX2/FMA/F16C; no AVX-512, no AMX, "
+        "never `-march=native`: agent/backends/native.py). Decode speed: the bundled SmolLM2 loaded with "
+        f"`llama_cpp.Llama`, one thread, a {r['portable']['prompt_tokens']}-token diary prompt, "
+        f"{MAX_TOKENS} tokens, median of "
         f"{REPEATS}. CPU: {r['machine'].get('cpu', '?')}.\n",
         "| build | compiled-in features | prompt (s) | decode (tokens/s) |",
         "|---|---|---|---|",
@@ -187,9 +195,10 @@ def render(r: dict[str, Any]) -> str:
         "\n| local backend (`ask_stream`, model in a child process) | seconds |",
         "|---|---|",
         f"| time to first token, cold (the question starts the model process) | {b['ttft_cold_s']:.2f} |",
-        f"| time to first token, warm (median of {REPEATS}) | {b['ttft_warm_s']:.2f} |",
+        f"| time to first token, warm (model process running; median of {len(WARM_QUESTIONS)} other questions) "
+        f"| {b['ttft_warm_s']:.2f} |",
         f"| restart: SIGKILL'd process to a healthy new one | {b['restart_s']:.2f} |",
-        f"| time to first token of the next question after a crash | {b['ttft_after_crash_s']:.2f} |",
+        f"| time to first token of the next question after a crash (fresh process) | {b['ttft_after_crash_s']:.2f} |",
     ]
     return "\n".join(lines) + "\n"
 
