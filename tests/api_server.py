@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.backends.model_server import free_port, stop_process
+
 BIN = Path(sys.executable).parent
 READY_TIMEOUT = 120.0
 
@@ -25,14 +27,6 @@ class Served:
     @property
     def base_url(self) -> str:
         return self.url + "/v1"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -59,10 +53,4 @@ def persona_serve(home: Path, log_dir: Path, *args: str, env: dict[str, str] | N
                 time.sleep(0.2)
         yield Served(url, proc, log)
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        stop_process(proc, grace=15)

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from agent.backends.model_server import free_port, stop_process
 from agent.types import Answer
 
 BIN = Path(sys.executable).parent
@@ -32,10 +33,6 @@ SMALL: dict[str, Any] = {"max_tokens": 64, "context_tokens": 1024, "temperature"
 READY_TIMEOUT = 120.0  # 3-5 s on an idle machine; a busy CI box can be much slower
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def smollm2_path() -> Path:
@@ -84,14 +81,7 @@ def start_llama_server(tmp: Path, n_ctx: int = 2048) -> RunningServer:
     return RunningServer(f"http://127.0.0.1:{port}/v1", proc, time.monotonic() - started)
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+stop = stop_process  # SIGTERM, then SIGKILL after 10 s
 
 
 @pytest.fixture(scope="session")

@@ -54,6 +54,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop_process(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """Stop a child process: SIGTERM, then SIGKILL if it is still running after ``grace`` seconds.
+
+    Does nothing if it has already exited. Used for the model process and by the tests' servers.
+    """
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 class ModelServer:
     """One llama.cpp server process for one GGUF file and context window, on a free 127.0.0.1 port.
 
@@ -169,15 +184,8 @@ class ModelServer:
     def stop(self) -> None:
         """Terminate the process (SIGTERM, then SIGKILL after 10 s). Safe to call twice."""
         with self._lock:
-            proc = self._proc
-            if proc is None or proc.poll() is not None:
-                return
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+            if self._proc is not None:
+                stop_process(self._proc)
 
     # --- tokens ---
     def count_tokens(self, text: str) -> int:
