@@ -20,19 +20,19 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from agent.errors import PersonaError
     from agent.interop import ChatPersona, PersonaRetriever
     from agent.personas import list_personas
     from agent.pipeline import ask, ask_stream
-    from agent.types import Answer, Citation
+    from knowledge.errors import PersonaError
+    from knowledge.types import Answer, Citation
 
 _LAZY = {
     "ask": "agent.pipeline",
     "ask_stream": "agent.pipeline",
     "list_personas": "agent.personas",
-    "Answer": "agent.types",
-    "Citation": "agent.types",
-    "PersonaError": "agent.errors",
+    "Answer": "knowledge.types",
+    "Citation": "knowledge.types",
+    "PersonaError": "knowledge.errors",
     # LangChain-native classes: importing them imports LangChain, so only on first use.
     "PersonaRetriever": "agent.interop",
     "ChatPersona": "agent.interop",

@@ -7,9 +7,9 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from agent.errors import ContextWindowError
-from agent.types import Chunk, Usage
+from knowledge.errors import ContextWindowError
 from knowledge.text import count_tokens, split_sentences
+from knowledge.types import Chunk, Usage
 
 Counter = Callable[[str], int]
 

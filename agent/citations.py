@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from agent.types import Chunk, Citation
 from knowledge.decode import clean, normalise
+from knowledge.types import Chunk, Citation
 
 MARKER = re.compile(r"\[(\d{1,3})\]")
 

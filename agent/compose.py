@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agent.types import Retrieved
 from knowledge.text import detect_lang, lexical_tokens, split_sentences
+from knowledge.types import Retrieved
 
 
 @dataclass(frozen=True)

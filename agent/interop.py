@@ -26,11 +26,11 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field
 
-from agent.config import Settings
-from agent.errors import InputError
 from agent.personas import DEFAULT_PERSONA
-from agent.types import Answer, Citation
+from knowledge.config import Settings
+from knowledge.errors import InputError
 from knowledge.text import count_tokens
+from knowledge.types import Answer, Citation
 
 # Backends whose streamed pieces are their final text; the LLM backends' text is verified (and may
 # be renumbered or shortened) after generation, so it is emitted once final.

@@ -24,13 +24,13 @@ from langchain_core.runnables import Runnable, RunnableGenerator, RunnableLambda
 
 from agent import accounting
 from agent.backends import AnswerRequest
-from agent.config import Settings
-from agent.errors import BackendError
 from agent.personas import PersonaCard
 from agent.reasoning import ReasoningFilter, reasoning_model, strip_reasoning
-from agent.types import Answer, Chunk, SentenceSupport, Usage
 from agent.verify import EchoGuard, Judge, QuoteFinder, Verified, get_judge, verify
+from knowledge.config import Settings
+from knowledge.errors import BackendError
 from knowledge.text import count_tokens, detect_lang, lexical_tokens
+from knowledge.types import Answer, Chunk, SentenceSupport, Usage
 
 log = logging.getLogger(__name__)
 

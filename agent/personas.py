@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from agent.config import BUNDLED_SOURCES, Settings
-from agent.errors import ConfigError, UnknownPersonaError
+from knowledge.config import BUNDLED_SOURCES, Settings
+from knowledge.errors import ConfigError, UnknownPersonaError
 
 DEFAULT_PERSONA = "raj"
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")

@@ -12,16 +12,16 @@ from typing import Any
 
 from agent.backends import AnswerRequest, get_backend, resolve_name
 from agent.compose import SentenceCache, boost_views, candidate_sentences, score_windows, windows
-from agent.config import Settings
 from agent.coverage import Coverage, abstain_text, assess
-from agent.errors import InputError
 from agent.personas import DEFAULT_PERSONA, PersonaCard, get_persona
 from agent.question import understand
 from agent.reasoning import strip_reasoning
-from agent.types import Answer, Retrieved
+from knowledge.config import Settings
 from knowledge.decode import clean
+from knowledge.errors import InputError
 from knowledge.scan import instruction_like
 from knowledge.text import count_tokens, detect_lang, lexical_tokens
+from knowledge.types import Answer, Retrieved
 
 _FOLLOW_UP = re.compile(
     r"\b(it|that|this|those|these|then|there|he|she|they|them|him|her|why|next|after|before|what about|and)\b"

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from agent.errors import IndexMissingError
 from agent.lexical import BM25
-from agent.types import Chunk, Retrieved
 from agent.views import View, build_inventory
+from knowledge.errors import IndexMissingError
 from knowledge.text import detect_lang, lexical_tokens
+from knowledge.types import Chunk, Retrieved
 
 if TYPE_CHECKING:  # pragma: no cover
     from knowledge.store import Store

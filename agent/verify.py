@@ -13,8 +13,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from agent.citations import MARKER, cite, locate
-from agent.types import Chunk, Citation, SentenceSupport
 from knowledge.text import detect_lang, lexical_tokens, split_sentences
+from knowledge.types import Chunk, Citation, SentenceSupport
 
 log = logging.getLogger(__name__)
 
@@ -134,12 +134,15 @@ class CheckerJudge:
 
 
 def get_judge(embed: Embed | None = None) -> Judge:
-    """The evaluation's checker when it is importable, else the lexical+embedding judge."""
+    """The faithfulness checker (agent/checker.py), falling back to the lexical+embedding judge.
+
+    The checker is imported when the first judge is built (it loads numpy and its calibration);
+    when it cannot be built (for example an unusable agent/calibration.json) a warning is logged and
+    the lexical+embedding judge is returned, so answering never depends on it.
+    """
+    from agent.checker import get_checker
+
     simple = LexicalEmbeddingJudge(embed)
-    try:
-        from evals.checker import get_checker
-    except ImportError:
-        return simple
     try:
         return CheckerJudge(get_checker(), simple)
     except Exception as exc:

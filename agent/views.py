@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agent.compose import speech_whole
-from agent.types import Chunk
 from knowledge.text import detect_lang, split_sentences
+from knowledge.types import Chunk
 
 _EN_CUES = re.compile(
     r"\b(?:I (?:think|believe|suspect|doubt|see (?:it|them|this)|treat|follow|am (?:skeptical|convinced|sure)"

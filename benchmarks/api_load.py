@@ -213,9 +213,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import openai
 
-    from agent.config import Settings
     from agent.pipeline import build_agent
     from benchmarks.load import _index_bundled, conversations
+    from knowledge.config import Settings
     from tests.api_server import persona_serve
 
     backend = "extractive"

@@ -32,7 +32,7 @@ SENTENCES = 5
 
 def _material() -> tuple[list[str], list[str]]:
     """(3 passages: entries of the English diary, sentences to score from all the bundled writings)."""
-    from evals.checker import sentences_of
+    from agent.checker import sentences_of
     from evals.korean_set import entries
 
     passages = list(entries(SOURCES / "raj-diary.en.txt").values())[:3]
@@ -54,8 +54,8 @@ def _stats(ms: list[float]) -> dict[str, float]:
 
 def run(trials: int = 12) -> dict[str, Any]:
     """Time ``trials`` answers each way; returns CPU and wall figures in milliseconds."""
+    from agent.checker import FaithfulnessChecker
     from agent.verify import CheckerJudge, LexicalEmbeddingJudge
-    from evals.checker import FaithfulnessChecker
 
     passages, pool = _material()
     need = 2 * trials * SENTENCES + SENTENCES

@@ -106,12 +106,12 @@ def running(path: Path) -> Iterator[ChromaServer]:
 def server_workload(workdir: Path, questions: int = 20, k: int = 5) -> dict[str, Any]:
     """Ingest the bundled personas through a Chroma server, re-ingest, ask, then stop the server and
     check that the next call fails with StoreError. The figures sit beside the embedded store's."""
-    from agent.config import Settings
-    from agent.errors import StoreError
     from agent.personas import list_personas
     from agent.pipeline import Agent
     from benchmarks.gold import load_gold, sample
     from benchmarks.stats import percentile
+    from knowledge.config import Settings
+    from knowledge.errors import StoreError
     from knowledge.ingest import ingest
 
     base = Settings.from_env().replace(home=workdir / "server-home")

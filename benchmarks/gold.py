@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.config import REPO_ROOT
+from knowledge.config import REPO_ROOT
 
 GOLD_PATH = REPO_ROOT / "evals" / "datasets" / "persona_qa.jsonl"
 

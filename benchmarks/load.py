@@ -181,9 +181,9 @@ def markdown(result: dict[str, Any], machine: str = "") -> str:
 
 
 def _index_bundled(home: Path) -> Any:
-    from agent.config import Settings
     from agent.personas import list_personas
     from agent.pipeline import build_agent
+    from knowledge.config import Settings
     from knowledge.ingest import ingest
 
     settings = Settings.from_env().replace(home=home)
@@ -206,8 +206,8 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="persona-load-") as tmp:
         if args.home:
-            from agent.config import Settings
             from agent.pipeline import build_agent
+            from knowledge.config import Settings
 
             agent = build_agent(Settings.from_env().replace(home=args.home))
         else:

@@ -67,7 +67,7 @@ print(json.dumps({"system_info": info, "prompt_tokens": len(llm.tokenize(prompt.
 
 
 def _prompt() -> str:
-    from agent.config import BUNDLED_SOURCES
+    from knowledge.config import BUNDLED_SOURCES
 
     text = (BUNDLED_SOURCES / "raj-diary.en.txt").read_text("utf-8")
     return "Summarise this diary entry in two sentences.\n\n" + text[:1200] + "\n\nSummary:"
@@ -98,11 +98,11 @@ def raw_decode(python: str, model: Path) -> dict[str, Any]:
 
 def backend_figures() -> dict[str, Any]:
     """Time to first token of the local backend (cold, warm) and its restart after SIGKILL."""
-    from agent.config import Settings
     from agent.personas import get_persona
     from agent.pipeline import build_agent
-    from agent.types import Answer
+    from knowledge.config import Settings
     from knowledge.ingest import ingest
+    from knowledge.types import Answer
 
     home = Path(tempfile.mkdtemp(prefix="bench-local-"))
     settings = Settings.from_env().replace(home=home, max_tokens=64, context_tokens=1024, temperature=0.0)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agent.config import REPO_ROOT
+from knowledge.config import REPO_ROOT
 
 MARKDOWN = REPO_ROOT / "BENCHMARKS.md"
 JSON_PATH = REPO_ROOT / "benchmarks" / "results.json"
@@ -453,7 +453,7 @@ each keeps the persona's chunks and BM25 index in memory and re-reads them only 
 manifest's head changes. If the server is down, every command fails with one line:
 `persona: error: cannot reach the Chroma server at http://store-host:8000 (...): start it with
 `chroma run ...`, or unset PERSONA_CHROMA_URL` (exit code 2), and the Python API raises
-`agent.errors.StoreError`.
+`knowledge.errors.StoreError`.
 """
 
 CHANGES = """## What was found and changed

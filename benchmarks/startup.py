@@ -59,7 +59,7 @@ def heavy_after(code: str) -> list[str]:
 
 def persona_command() -> list[str]:
     script = Path(sys.executable).parent / "persona"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "agent"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "ui"]
 
 
 def startup_benchmark(home: Path, repeats: int = 3) -> dict[str, Any]:

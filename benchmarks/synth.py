@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from agent.config import BUNDLED_SOURCES
-from agent.types import Chunk
 from knowledge.chunking import chunk_id, content_hash
+from knowledge.config import BUNDLED_SOURCES
 from knowledge.ingest import passage_text
 from knowledge.store import FileRecord, Manifest, Store, collection_name
 from knowledge.text import count_tokens, detect_lang, split_sentences
+from knowledge.types import Chunk
 
 GENERATOR_VERSION = 3  # bump when the generated text or vectors change: invalidates the caches
 ENTRIES_PER_FILE = 50
@@ -315,7 +315,7 @@ def build_scaled(
 ) -> tuple[Store, Pool, dict[int, Corpus], dict[int, float]]:
     """One Chroma store under ``out_dir`` with a persona per size, built once and reused while its
     parameters match (a marker file records them). Returns the store, pool, corpora and build seconds."""
-    from agent.config import Settings
+    from knowledge.config import Settings
 
     pool = load_pool(embedder, out_dir)
     home = out_dir / "scale-home"

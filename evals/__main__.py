@@ -98,7 +98,7 @@ def _labelled_rows(data: Path) -> list[dict[str, Any]]:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    from evals.checker import get_checker
+    from agent.checker import get_checker
 
     llm = None
     if args.judge:
@@ -142,7 +142,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 
 def _checker_for_data() -> Any:
-    from evals.checker import E5Embedder, FaithfulnessChecker, default_cache_path
+    from agent.checker import E5Embedder, FaithfulnessChecker, default_cache_path
 
     # Persistent vector cache (outside the repo) so a second run does not re-embed dev.
     embedder = E5Embedder(cache_path=default_cache_path(), max_items=200_000)
@@ -170,7 +170,7 @@ def _split_examples(data: Path, checker: Any, parts: tuple[str, ...]) -> dict[st
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from evals.checker import CALIBRATION_PATH, measure_xling_offset
+    from agent.checker import CALIBRATION_PATH, measure_xling_offset
     from evals.selection import fit_calibration, nested_cv, repeated_cv, select
     from evals.split import LOCKED_SHARE, SEED
 
@@ -336,7 +336,7 @@ def _calibrate_args(p: argparse.ArgumentParser) -> None:
         default=True,
         help="also cross-validate the whole selection (nested CV) on the tuning part (default on)",
     )
-    p.add_argument("--output", default=None, help="where to write the calibration (default: evals/calibration.json)")
+    p.add_argument("--output", default=None, help="where to write the calibration (default: agent/calibration.json)")
 
 
 def _report_args(p: argparse.ArgumentParser) -> None:
@@ -348,7 +348,7 @@ def _report_args(p: argparse.ArgumentParser) -> None:
 COMMANDS: dict[str, Command] = {
     "detect": Command("score answers in a JSONL file against their contexts", _detect_args, cmd_detect),
     "calibrate": Command(
-        "choose and fit the checker on the tuning part of dev, write evals/calibration.json",
+        "choose and fit the checker on the tuning part of dev, write agent/calibration.json",
         _calibrate_args,
         cmd_calibrate,
     ),

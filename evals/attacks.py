@@ -239,9 +239,9 @@ class _ReusingEmbedder:
 
     def learn(self, store: Any, persona: str) -> None:
         """Remember the vectors of ``persona``'s indexed chunks, keyed by the text that was embedded."""
-        from agent.types import Chunk
         from knowledge.ingest import passage_text
         from knowledge.store import Store
+        from knowledge.types import Chunk
 
         if not isinstance(store, Store):
             return
@@ -285,8 +285,8 @@ def _write_card(folder: Path, pid: str, card: Any, sources_dir: Path, sources: S
 
 def run_probe(agent: Any, backend: str, probe: dict[str, Any], sandbox: Sandbox | None = None) -> Outcome:
     """Ask one probe and judge the answer."""
-    from agent.errors import PersonaError
     from agent.personas import get_persona
+    from knowledge.errors import PersonaError
     from ui.render import render_answer
 
     out = Outcome(id=probe["id"], category=probe["category"], owasp=probe["owasp"], lang=probe["lang"])
@@ -437,8 +437,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from agent.errors import PersonaError
     from agent.pipeline import build_agent
+    from knowledge.errors import PersonaError
 
     try:
         summary = run_attacks(build_agent(), args.backend, Path(args.probes), args.limit, progress=not args.json)

@@ -63,7 +63,7 @@ class Judge(Protocol):
 
 
 class CheckerJudge:
-    """evals.checker's FaithfulnessChecker: a sentence is supported when its hallucination score
+    """agent.checker's FaithfulnessChecker: a sentence is supported when its hallucination score
     is below the checker's calibrated threshold."""
 
     name = "checker"
@@ -74,7 +74,7 @@ class CheckerJudge:
     @property
     def checker(self) -> Any:
         if self._checker is None:
-            from evals.checker import get_checker  # loads nothing heavy until the first score
+            from agent.checker import get_checker  # loads nothing heavy until the first score
 
             self._checker = get_checker()
         return self._checker

@@ -131,7 +131,7 @@ def entries(path: Path) -> dict[str, str]:
 def claim_sentences(body: str) -> list[str]:
     """Sentences that make a claim worth checking: at least 10 Hangul-or-Latin letters, not
     wholly quoted speech."""
-    from evals.checker import sentences_of
+    from agent.checker import sentences_of
 
     out = []
     for s in sentences_of(body):

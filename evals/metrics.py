@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from evals.checker import claim_text, split_sentences
+from agent.checker import claim_text, split_sentences
 
 Span = tuple[str, int, int]  # (source, start, end): a gold quote or a chunk in its file
 KS = (1, 3, 5)

@@ -424,7 +424,7 @@ def dev_figures(path: Path | None = DEV_PATH) -> dict[str, Any]:
         }
     import numpy as np
 
-    from evals.checker import E5Embedder, FaithfulnessChecker, default_cache_path
+    from agent.checker import E5Embedder, FaithfulnessChecker, default_cache_path
     from evals.metrics_cls import roc_points
     from evals.selection import checker_report, featurize
     from evals.split import split_rows
@@ -469,11 +469,11 @@ def dev_figures(path: Path | None = DEV_PATH) -> dict[str, Any]:
 
 def _warm_checker(judge: Any, answered: Sequence[tuple[Any, Any, Any, list[Any]]], progress: bool) -> None:
     """Embed, in batches of 64, everything the checker will ask for one text at a time: passage
-    windows (as evals.checker builds them), claims and questions. Only a cache warm-up: if the
+    windows (as agent.checker builds them), claims and questions. Only a cache warm-up: if the
     checker builds its windows differently, scoring is slower, never different."""
     from tqdm import tqdm
 
-    from evals.checker import WINDOW_SIZES, claim_text, sentences_of
+    from agent.checker import WINDOW_SIZES, claim_text, sentences_of
     from evals.metrics import split_answer
 
     matrix = getattr(getattr(judge.checker, "embedder", None), "matrix", None)
@@ -1099,9 +1099,9 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from agent.errors import PersonaError
     from agent.pipeline import build_agent
     from evals.judges import LLMJudge
+    from knowledge.errors import PersonaError
 
     llm_judge = None
     if args.judge:

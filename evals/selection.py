@@ -12,7 +12,7 @@ calibration, once; nothing here reads the locked part.
 
 scikit-learn does the fitting (``StandardScaler``, ``LogisticRegression``, ``CalibratedClassifierCV``,
 ``StratifiedGroupKFold``); the fitted numbers are written to calibration.json and applied by
-evals.checker with numpy.
+agent.checker with numpy.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from evals.checker import (
+from agent.checker import (
     FEATURE_NAMES,
     ClaimFeatures,
     FaithfulnessChecker,
@@ -87,7 +87,7 @@ class Example:
 
 def featurize(rows: Sequence[dict[str, Any]], checker: FaithfulnessChecker) -> list[Example]:
     """Claim features for labelled JSONL rows (id, context, answer, label, source_dataset)."""
-    from evals.checker import split_sentences
+    from agent.checker import split_sentences
     from evals.split import group_key
 
     out: list[Example] = []
@@ -301,7 +301,7 @@ def nested_cv(examples: Sequence[Example], repeats: int = NESTED_REPEATS, inner_
 def fit_logistic(examples: Sequence[Example], spec: Sequence[str], c: float, seed: int = 0) -> dict[str, Any]:
     """Fit StandardScaler + LogisticRegression with sigmoid calibration on out-of-fold decisions
     (``CalibratedClassifierCV(ensemble=False)`` over grouped folds); the numbers for
-    evals.checker.LogisticModel."""
+    agent.checker.LogisticModel."""
     from sklearn.calibration import CalibratedClassifierCV
 
     x = design(examples, spec)
@@ -328,7 +328,7 @@ def fit_calibration(
 ) -> dict[str, Any]:
     """calibration.json content for ``config`` fitted on ``examples`` (the tuning part). The
     threshold maximises macro balanced accuracy on repeated out-of-fold probabilities."""
-    from evals.checker import CALIBRATION_FORMAT, LogisticModel
+    from agent.checker import CALIBRATION_FORMAT, LogisticModel
 
     cal: dict[str, Any] = {
         "format": CALIBRATION_FORMAT,

@@ -7,8 +7,8 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 
-from agent.types import Chunk, Entry
 from knowledge.text import count_tokens, split_sentences
+from knowledge.types import Chunk, Entry
 
 DEFAULT_MAX_TOKENS = 320
 

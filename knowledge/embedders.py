@@ -6,11 +6,11 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from agent.errors import ConfigError
 from knowledge.decode import clean
+from knowledge.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from agent.config import Settings
+    from knowledge.config import Settings
 
 
 @runtime_checkable

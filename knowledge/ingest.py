@@ -10,12 +10,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.errors import IngestError
-from agent.types import Chunk
 from knowledge import privacy
 from knowledge.chunking import chunk_entries
+from knowledge.errors import IngestError
 from knowledge.loaders import SUPPORTED_SUFFIXES, LoadError, load_document
 from knowledge.store import FileRecord, Manifest
+from knowledge.types import Chunk
 
 if TYPE_CHECKING:  # pragma: no cover
     from knowledge.store import Store

@@ -6,10 +6,10 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from agent.types import Entry
 from knowledge import privacy
 from knowledge.decode import Decoded, DecodeError, clean, decode_bytes, normalise
 from knowledge.text import detect_lang
+from knowledge.types import Entry
 
 SUPPORTED_SUFFIXES = (".txt", ".md")
 MAX_FILE_BYTES = 5_000_000  # a diary is text: anything larger is more likely a dump than writing

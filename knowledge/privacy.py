@@ -18,7 +18,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from agent.types import Entry
+from knowledge.types import Entry
 
 MANIFEST = ".persona-private"
 # Appended to the loaders' heading patterns: the marker is part of the heading line, not of the title.

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from agent.errors import ConfigError, StoreError
-from agent.types import Chunk
+from knowledge.errors import ConfigError, StoreError
+from knowledge.types import Chunk
 
 if TYPE_CHECKING:  # pragma: no cover
-    from agent.config import Settings
+    from knowledge.config import Settings
     from knowledge.embedders import Embedder
 
 MANIFESTS = "persona-manifests"
@@ -331,7 +331,7 @@ class _ChromaAdapter:
 
     @staticmethod
     def build_from_config(config: dict[str, Any]) -> _ChromaAdapter:
-        from agent.config import Settings
+        from knowledge.config import Settings
         from knowledge.embedders import get_embedder
 
         return _ChromaAdapter(get_embedder(Settings.from_env()))

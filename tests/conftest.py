@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agent.config import BUNDLED_SOURCES, Settings
+from knowledge.config import BUNDLED_SOURCES, Settings
 
 # Tests must not reach a real OpenAI account, nor depend on the developer's environment.
 for _name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "PERSONA_BACKEND", "PERSONA_CHROMA_URL", "PERSONA_EMBEDDER"):

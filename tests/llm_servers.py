@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from agent.backends.model_server import free_port, stop_process
-from agent.types import Answer
+from knowledge.types import Answer
 
 BIN = Path(sys.executable).parent
 LLAMA_ALIAS = "smollm2"

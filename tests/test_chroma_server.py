@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from agent.config import Settings
-from agent.errors import StoreError
 from benchmarks.chroma_server import ChromaServer, free_port
+from knowledge.config import Settings
+from knowledge.errors import StoreError
 from tests.chroma_server import chroma_server  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.slow
@@ -114,7 +114,7 @@ def test_no_server_at_the_url_is_a_store_error(tmp_path: Path) -> None:
 def test_cli_with_the_server_down_prints_one_line(tmp_path: Path) -> None:
     env = {**os.environ, "PERSONA_HOME": str(tmp_path), "PERSONA_CHROMA_URL": f"http://127.0.0.1:{free_port()}"}
     proc = subprocess.run(
-        [sys.executable, "-m", "agent", "ask", "--backend", "extractive", "What went wrong?"],
+        [sys.executable, "-m", "ui", "ask", "--backend", "extractive", "What went wrong?"],
         env=env,
         capture_output=True,
         text=True,

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.config import BUNDLED_SOURCES
 from knowledge.chunking import chunk_entries
+from knowledge.config import BUNDLED_SOURCES
 from knowledge.loaders import load_document, split_entries
 from knowledge.text import count_tokens
 

@@ -14,7 +14,7 @@ import pytest
 def persona(*args: str, home: Path, check: bool = False, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {**os.environ, "PERSONA_HOME": str(home), **env}
     return subprocess.run(
-        [sys.executable, "-m", "agent", *args], capture_output=True, text=True, env=environ, check=check, timeout=300
+        [sys.executable, "-m", "ui", *args], capture_output=True, text=True, env=environ, check=check, timeout=300
     )
 
 
@@ -78,7 +78,7 @@ def test_ingest_own_folder_then_ask_then_reingest_embeds_nothing(tmp_path: Path)
 
 
 def test_help_mentions_every_command() -> None:
-    out = subprocess.run([sys.executable, "-m", "agent", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-m", "ui", "--help"], capture_output=True, text=True, check=True)
     for word in ("ingest", "ask", "personas", "serve", "PERSONA_HOME", "OPENAI_API_KEY"):
         assert word in out.stdout
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from agent.cli import main as cli_main
 from evals import run
+from ui.cli import main as cli_main
 
 ARGS = ["eval", "--backend", "extractive", "--no-attacks", "--no-dev", "--quiet"]
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from agent.types import Answer, Chunk, Citation, Retrieved
 from evals import run
 from evals.metrics import METRICS
+from knowledge.types import Answer, Chunk, Citation, Retrieved
 from tests.test_judges import CannedOpenAI, StubChecker, two_claims_one_supported
 
 PLANTED = "<script>alert('pwned')</script>"
@@ -188,7 +188,7 @@ def test_score_item_counts_a_citation_of_a_missing_passage_as_unsupported_and_ir
 
 
 def test_persona_eval_command_writes_both_files(indexed_home: Path, tmp_path: Path) -> None:
-    from agent.cli import main
+    from ui.cli import main
 
     out = tmp_path / "out"
     code = main(
@@ -210,7 +210,7 @@ def test_python_m_evals_run_takes_the_same_options() -> None:
 
 
 def test_judge_without_a_configured_model_is_an_error(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
-    from agent.cli import main
+    from ui.cli import main
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)

@@ -10,8 +10,8 @@ from agent.backends.extractive import ExtractiveBackend, lead_for, outside_speec
 from agent.compose import Scored, Sentence, Window, speech_whole
 from agent.coverage import Coverage
 from agent.personas import get_persona
-from agent.types import Answer, Chunk, Retrieved
 from knowledge.text import split_sentences
+from knowledge.types import Answer, Chunk, Retrieved
 
 TEXT = (
     'In week two, the loss exploded. It was a gradient clipping bug. At the team meeting, I said, "I\'m sorry. '

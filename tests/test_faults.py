@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
-from agent.config import REPO_ROOT, Settings
-from agent.errors import BackendError, StoreError
 from evals.attacks import Sandbox
 from knowledge.chunking import chunk_entries
+from knowledge.config import REPO_ROOT, Settings
+from knowledge.errors import BackendError, StoreError
 from knowledge.ingest import discover
 from knowledge.loaders import load_document
 
@@ -59,7 +59,7 @@ WARMUP = (
 
 def persona_cli(home: Path, *args: str, **popen: Any) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PERSONA_HOME": str(home), "PERSONA_CHUNK_TOKENS": str(CHUNK_TOKENS)}
-    return subprocess.Popen([sys.executable, "-m", "agent", *args], env=env, cwd=REPO_ROOT, **popen)
+    return subprocess.Popen([sys.executable, "-m", "ui", *args], env=env, cwd=REPO_ROOT, **popen)
 
 
 def source_chunks(folder: Path) -> list[Any]:

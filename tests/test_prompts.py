@@ -8,8 +8,8 @@ import pytest
 from agent import llm
 from agent.backends import AnswerRequest
 from agent.personas import get_persona
-from agent.types import Chunk, Retrieved
 from knowledge.text import count_tokens
+from knowledge.types import Chunk, Retrieved
 
 
 def _chunk(text: str, n: int = 0) -> Chunk:

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from agent.config import BUNDLED_SOURCES, Settings
-from agent.types import Answer, Citation
 from evals.attacks import PROBES, judge, live_markup, load_probes, run_attacks
+from knowledge.config import BUNDLED_SOURCES, Settings
 from knowledge.loaders import Document, load_document, split_entries
 from knowledge.scan import instruction_like, scan_injection
 from knowledge.text import split_sentences
+from knowledge.types import Answer, Citation
 from tests.llm_servers import LLAMA_ALIAS, RunningServer, llama_server  # noqa: F401  (fixture)
 from ui.render import passage_context, render_answer, render_question, render_source
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evals.checker import FEATURE_NAMES, ClaimFeatures, LogisticModel, pool_features
+from agent.checker import FEATURE_NAMES, ClaimFeatures, LogisticModel, pool_features
 from evals.metrics_cls import balanced_accuracy
 from evals.selection import (
     CANDIDATE_SPECS,

@@ -11,10 +11,10 @@ from typing import Any
 import gradio as gr
 import pytest
 
-from agent.config import Settings
-from agent.errors import BackendError, InputError
 from agent.personas import get_persona, save_user_persona
-from agent.types import Answer, Citation
+from knowledge.config import Settings
+from knowledge.errors import BackendError, InputError
+from knowledge.types import Answer, Citation
 from tests.ui_server import serve
 from ui import app as ui_app
 from ui.app import ANSWER_CONCURRENCY, GENERIC_ERROR, ChatController, Turn, available_backends, build_app

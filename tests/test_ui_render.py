@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.types import Answer, Citation, Usage
+from knowledge.types import Answer, Citation, Usage
 from ui.render import (
     Passage,
     format_usage,

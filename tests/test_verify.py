@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from agent import verify as v
-from agent.config import BUNDLED_SOURCES
-from agent.types import Chunk
+from knowledge.config import BUNDLED_SOURCES
+from knowledge.types import Chunk
 
 EN = (BUNDLED_SOURCES / "raj-diary.en.txt").read_text("utf-8")
 KO = (BUNDLED_SOURCES / "raj-diary.ko.txt").read_text("utf-8")
@@ -180,22 +180,12 @@ def test_broken_checker_falls_back_to_the_default_judge() -> None:
     assert judge.threshold == fallback.threshold
 
 
-def test_get_judge_prefers_the_evaluation_checker(monkeypatch: Any) -> None:
-    judge = v.get_judge()
-    try:
-        import evals.checker  # noqa: F401
-    except ImportError:
-        assert isinstance(judge, v.LexicalEmbeddingJudge)
-    else:
-        assert isinstance(judge, v.CheckerJudge)
-    import builtins
+def test_get_judge_is_the_checker_with_a_fallback(monkeypatch: Any) -> None:
+    assert isinstance(v.get_judge(), v.CheckerJudge)
+    import agent.checker
 
-    real_import = builtins.__import__
+    def broken() -> Any:
+        raise ValueError("unusable calibration")
 
-    def no_evals(name: str, *args: Any, **kwargs: Any) -> Any:
-        if name.startswith("evals"):
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_evals)
+    monkeypatch.setattr(agent.checker, "get_checker", broken)
     assert isinstance(v.get_judge(), v.LexicalEmbeddingJudge)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from agent.types import Chunk
 from agent.views import build_inventory, states_view
+from knowledge.types import Chunk
 
 DIARY = (
     'Last year, I ran scaling law experiments. Performance improved predictably. At the team meeting, I said, '

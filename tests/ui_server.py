@@ -102,9 +102,9 @@ def ask(page: Any, question: str) -> None:
 
 def index_bundled(home: Path) -> Any:
     """Index the bundled personas into ``home`` (as `persona ingest` does); return the Agent."""
-    from agent.config import Settings
     from agent.personas import list_personas
     from agent.pipeline import build_agent
+    from knowledge.config import Settings
     from knowledge.ingest import ingest
 
     settings = Settings.from_env().replace(home=home)
@@ -145,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         "--question", default=SCREENSHOT_QUESTION, help=f"what to ask (default: {SCREENSHOT_QUESTION!r})"
     )
     args = parser.parse_args(argv)
-    from agent.config import Settings
     from agent.pipeline import build_agent
+    from knowledge.config import Settings
     from ui.app import build_app
 
     with tempfile.TemporaryDirectory(prefix="persona-shot-") as tmp:

@@ -28,7 +28,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent.backends import resolve_name
-from agent.errors import (
+from agent.personas import get_persona, list_personas
+from agent.reasoning import strip_reasoning
+from knowledge.errors import (
     BackendError,
     ConfigError,
     IndexMissingError,
@@ -37,10 +39,8 @@ from agent.errors import (
     StoreError,
     UnknownPersonaError,
 )
-from agent.personas import get_persona, list_personas
-from agent.reasoning import strip_reasoning
-from agent.types import Answer, Citation
 from knowledge.text import count_tokens
+from knowledge.types import Answer, Citation
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
-from agent.config import Settings  # noqa: E402
-from agent.errors import PersonaError  # noqa: E402
 from agent.personas import PersonaCard, get_persona, list_personas  # noqa: E402
-from agent.types import Answer, Citation  # noqa: E402
+from knowledge.config import Settings  # noqa: E402
+from knowledge.errors import PersonaError  # noqa: E402
 from knowledge.text import detect_lang  # noqa: E402
+from knowledge.types import Answer, Citation  # noqa: E402
 from ui.render import (  # noqa: E402
     SOURCES_PLACEHOLDER,
     Passage,

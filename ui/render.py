@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 
-from agent.types import Answer, Citation, Usage
+from knowledge.types import Answer, Citation, Usage
 
 MARKER = re.compile(r"\[(\d{1,3})\]")  # the same markers agent.citations parses
 CONTEXT_CHARS = 400  # characters of surrounding text shown on each side of a quote

@@ -10,7 +10,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from fastapi import FastAPI  # noqa: E402
 
-from agent.config import Settings  # noqa: E402
+from knowledge.config import Settings  # noqa: E402
 from ui.api import build_api, check_exposure  # noqa: E402
 
 

@@ -6,12 +6,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from agent.errors import ConfigError
+from knowledge.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from agent.config import Settings
     from agent.personas import PersonaCard
-    from agent.types import Answer, Retrieved
+    from knowledge.config import Settings
+    from knowledge.types import Answer, Retrieved
 
 
 @dataclass(frozen=True)

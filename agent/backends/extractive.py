@@ -15,8 +15,8 @@ from typing import Any
 from agent.backends import AnswerRequest
 from agent.citations import cite
 from agent.compose import Scored, Span, select_spans
-from agent.types import Answer, Chunk, Citation, SentenceSupport
 from agent.voice import to_first_person
+from knowledge.types import Answer, Chunk, Citation, SentenceSupport
 
 LEADS = {
     "fact": {"en": "Here's how I wrote it down:", "ko": "제가 적어 둔 그대로 말씀드리면:"},

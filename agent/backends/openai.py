@@ -10,10 +10,10 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from agent.backends import register
-from agent.errors import BackendError, ConfigError
+from knowledge.errors import BackendError, ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from agent.config import Settings
+    from knowledge.config import Settings
 
 OPENAI_URL = "https://api.openai.com/v1"
 # Reasoning models accept only their default temperature.

@@ -7,7 +7,7 @@ through four signals: the share of its words and of its word bigrams absent from
 logistic regression over a few of them, pooled per answer, gives a calibrated probability that
 the answer is hallucinated. Which signals, the regularisation, the contradiction rule and the
 threshold are chosen by ``python -m evals calibrate`` (evals.selection, scikit-learn) on the
-tuning part of the labelled dev set only, and stored in ``evals/calibration.json``; this module
+tuning part of the labelled dev set only, and stored in ``agent/calibration.json``; this module
 applies them with numpy alone, so the runtime guard (agent/verify.py) never imports scikit-learn.
 """
 

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from agent.errors import ConfigError
+from knowledge.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_SOURCES = REPO_ROOT / "knowledge" / "sources"

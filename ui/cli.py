@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from agent.errors import PersonaError
+from knowledge.errors import PersonaError
 
 EPILOG = """\
 environment:
@@ -25,7 +25,7 @@ environment:
 
 
 def _settings():  # type: ignore[no-untyped-def]
-    from agent.config import Settings
+    from knowledge.config import Settings
 
     return Settings.from_env()
 
@@ -93,7 +93,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from agent.pipeline import build_agent
-    from agent.types import Answer
+    from knowledge.types import Answer
 
     agent = build_agent(_settings())
     question = " ".join(args.question)
