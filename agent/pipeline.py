@@ -155,13 +155,14 @@ class Agent:
             return self._backends[name]
 
     def corpus_text(self, persona: str) -> str:
-        idx = self.retriever.index(persona)
-        # Normalised as the question is: a name saved in NFD or with a zero-width space still counts as written.
-        return clean("\n".join(c.title + "\n" + c.text for c in idx.chunks))
+        """The persona's writings as one text (titles and chunks, normalised as the question is: a
+        name saved in NFD or with a zero-width space still counts as written); built once per
+        index and kept with it (agent.retrieve), so an ask does not rebuild it."""
+        return str(self.retriever.index(persona).corpus_text)
 
     def idf(self, persona: str) -> dict[str, float]:
-        bm25 = self.retriever.index(persona).bm25
-        return {t: bm25.idf(t) for t in bm25.vocabulary}
+        """BM25 idf of every term of the persona's index; built once per index and kept with it."""
+        return self.retriever.index(persona).idf  # shared: read it, do not change it
 
     # --- the pipeline --------------------------------------------------------------------
 

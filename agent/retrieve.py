@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from agent.lexical import BM25
+from agent.lexical import Lexical
 from agent.views import View, build_inventory
+from knowledge.decode import clean
 from knowledge.errors import IndexMissingError
+from knowledge.lexical_index import LexicalIndex
+from knowledge.store import manifest_hash
 from knowledge.text import detect_lang, lexical_tokens
 from knowledge.types import Chunk, Retrieved
 
@@ -21,25 +24,82 @@ if TYPE_CHECKING:  # pragma: no cover
 
 RRF_K = 60  # the constant of Cormack et al. (2009): damps the weight of the very top ranks
 NEAR_DUPLICATE = 0.8  # Jaccard of token sets above which two chunks say the same thing
+log = logging.getLogger(__name__)
 
 
 class Retriever(Protocol):
     def retrieve(self, query: str, k: int, persona: str) -> list[Retrieved]: ...
 
 
-@dataclass
 class _PersonaIndex:
-    signature: tuple[tuple[str, str, int], ...]
-    chunks: list[Chunk]
-    by_id: dict[str, int]
-    visible: set[str]
-    bm25: BM25
-    langs: tuple[str, ...]
-    lang_counts: dict[str, int]
-    head: str | None = None  # the store's manifest head when this was built (None: no head stored)
-    views: list[View] = field(default_factory=list)  # the view inventory (agent.views), rebuilt with the index
-    # Per language (None: all), rows into ``chunks`` and their unit vectors, loaded on first need.
-    vectors: dict[str | None, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    """Everything derived from one committed manifest of a persona, built once per manifest head.
+
+    The lexical index (loaded memory-mapped, as ingest saved it) is all a search needs; the
+    chunks themselves, the view inventory, the corpus text and the idf table are loaded or
+    derived on first use and kept until the next ingest replaces this object.
+    """
+
+    def __init__(self, store: Store, persona: str, lexical: LexicalIndex) -> None:
+        self.store = store
+        self.persona = persona
+        self.lexical = lexical
+        self.bm25: Lexical = lexical  # the name callers used for the lexical side
+        self.head = lexical.head
+        counts = np.bincount(lexical.langs, minlength=len(lexical.lang_names))
+        self.lang_counts = {lexical.lang_names[i]: int(n) for i, n in enumerate(counts) if n}
+        self.langs = tuple(sorted(self.lang_counts))
+        # Per language (None: all), rows into the index and their unit vectors, loaded on first need.
+        self.vectors: dict[str | None, tuple[np.ndarray, np.ndarray]] = {}
+        self._fetched: dict[int, Chunk] = {}  # chunks read by row for results, while ``chunks`` is not loaded
+        self._lock = threading.Lock()
+
+    @cached_property
+    def chunks(self) -> list[Chunk]:
+        """Every committed chunk, in row order (one read of the whole collection)."""
+        ids = [self.lexical.chunk_id(r) for r in range(self.lexical.n)]
+        got = {c.id: c for c in self.store.get_chunks(self.persona, ids)}
+        return [got[i] for i in ids if i in got]
+
+    @cached_property
+    def by_id(self) -> dict[str, int]:
+        return {c.id: n for n, c in enumerate(self.chunks)}
+
+    @cached_property
+    def visible(self) -> set[str]:
+        return {self.lexical.chunk_id(r) for r in range(self.lexical.n)}
+
+    @cached_property
+    def views(self) -> list[View]:
+        """The view inventory (agent.views) of these chunks."""
+        return build_inventory(self.chunks)
+
+    @cached_property
+    def corpus_text(self) -> str:
+        """Every chunk's title and text, normalised as a question is (knowledge.decode.clean)."""
+        return clean("\n".join(c.title + "\n" + c.text for c in self.chunks))
+
+    @cached_property
+    def idf(self) -> dict[str, float]:
+        """BM25 idf of every term of the index (the same values the lexical side scores with)."""
+        return {t: self.lexical.idf(t) for t in self.lexical.terms}
+
+    def chunks_at(self, rows: Sequence[int]) -> dict[int, Chunk]:
+        """The chunks of ``rows``: from memory when every chunk is loaded, else read by id (and kept)."""
+        if "chunks" in self.__dict__ and len(self.chunks) == self.lexical.n:
+            return {r: self.chunks[r] for r in rows}
+        with self._lock:
+            want = [r for r in dict.fromkeys(rows) if r not in self._fetched]
+        if want:
+            got = {c.id: c for c in self.store.get_chunks(self.persona, [self.lexical.chunk_id(r) for r in want])}
+            with self._lock:
+                if len(self._fetched) > 50_000:  # a bound on memory for a long-running process
+                    self._fetched.clear()
+                for r in want:
+                    c = got.get(self.lexical.chunk_id(r))
+                    if c is not None:
+                        self._fetched[r] = c
+        with self._lock:
+            return {r: self._fetched[r] for r in rows if r in self._fetched}
 
 
 class HybridRetriever:
@@ -52,42 +112,49 @@ class HybridRetriever:
         self._lock = threading.Lock()
 
     def index(self, persona: str) -> _PersonaIndex:
-        """The persona's committed chunks and BM25 index, rebuilt only when the manifest changed."""
+        """The persona's index for its committed manifest, replaced only when the manifest changed.
+
+        The lexical index is the one ingest saved for the manifest's head. A store ingested by an
+        older version (or whose saved index is missing or damaged) has it built here once, from the
+        store's chunks, and saved, with a logged warning: nothing stored is lost, it only costs
+        that one query the build.
+        """
         # The head (one record read by id) says whether the manifest changed since it was cached:
-        # reading the whole manifest costs 160 ms at 2,000 files. Read before the manifest, so a
-        # commit landing in between makes the next call read again rather than miss it.
+        # reading the whole manifest costs 160 ms at 2,000 files.
         head = self.store.manifest_head(persona)
         with self._lock:
             cached = self._cache.get(persona)
         if head is not None and cached is not None and cached.head == head:
             return cached
-        manifest = self.store.manifest(persona)
-        if not manifest.files:
-            raise IndexMissingError(
-                f"persona {persona!r} has no index yet: run `persona ingest` "
-                f"(or `persona ingest PATH --persona {persona}` for your own notes)"
-            )
-        signature = tuple(sorted((r.source, r.sha256, r.chunk_tokens) for r in manifest.files.values()))
         with self._lock:
             cached = self._cache.get(persona)
-            if cached is not None and cached.signature == signature:
-                cached.head = head
+            if head is not None and cached is not None and cached.head == head:
                 return cached
-            ids = [i for r in sorted(manifest.files.values(), key=lambda r: r.source) for i in r.ids]
-            chunks = self.store.get_chunks(persona, ids)
-            order = {cid: n for n, cid in enumerate(ids)}
-            chunks.sort(key=lambda c: order.get(c.id, 0))
-            built = _PersonaIndex(
-                signature=signature,
-                chunks=chunks,
-                by_id={c.id: n for n, c in enumerate(chunks)},
-                visible=set(ids),
-                bm25=BM25([f"{c.title}\n{c.text}" for c in chunks]),
-                langs=tuple(sorted({c.lang for c in chunks})),
-                lang_counts=dict(Counter(c.lang for c in chunks)),
-                head=head,
-                views=build_inventory(chunks),
-            )
+            manifest = None
+            if head is None:  # committed before heads were written: the manifest's hash stands in
+                manifest = self.store.manifest(persona)
+                head = manifest_hash(manifest)
+                if cached is not None and cached.head == head and manifest.files:
+                    return cached
+            base = self.store.lexical_path(persona)
+            lexical = LexicalIndex.load(base, head) if base is not None else None
+            if lexical is None:
+                from knowledge.ingest import update_lexical
+
+                manifest = manifest or self.store.manifest(persona)
+                if manifest.files and base is not None:
+                    log.warning(
+                        "no saved lexical index for %s at this manifest (ingested by an older version, or "
+                        "the saved one is missing or damaged): building it from the store, once",
+                        persona,
+                    )
+                lexical = update_lexical(self.store, persona, manifest) if manifest.files else None
+            if lexical is None or lexical.n == 0:
+                raise IndexMissingError(
+                    f"persona {persona!r} has no index yet: run `persona ingest` "
+                    f"(or `persona ingest PATH --persona {persona}` for your own notes)"
+                )
+            built = _PersonaIndex(self.store, persona, lexical)
             self._cache[persona] = built
             return built
 
@@ -95,59 +162,63 @@ class HybridRetriever:
         idx = self.index(persona)
         if vector is None:
             vector = self.store.embedder.embed_query(query)
-        lexical = idx.bm25.top(query, self.depth * 2)
+        lex = idx.lexical
+        scores = lex.scores(query)
         # The embedder prefers passages in the query's own language by a margin larger than
         # the gap between right and wrong passages (and BM25 cannot cross languages at all), so
         # each language is ranked on its own, dense and lexical fused by reciprocal rank, and
         # the per-language lists are interleaved: a Korean question still finds the English
         # entry that answers it.
-        per_lang: list[list[Retrieved]] = []
-        # The question's own language leads the interleaving.
         qlang = detect_lang(query)
-        langs = sorted(idx.langs, key=lambda lang: lang != qlang)
+        langs = sorted(idx.langs, key=lambda lang: lang != qlang)  # the question's own language leads
         dense = self._dense(persona, idx, vector)
+        per_lang: list[list[tuple[int, float, float | None, float | None]]] = []
         for lang in langs if len(langs) > 1 else (None,):
-            lex = [(i, sc) for i, sc in lexical if lang is None or idx.chunks[i].lang == lang]
-            per_lang.append(_fuse(dense[lang], lex, idx.chunks))
-        merged: list[Retrieved] = []
+            lexical = lex.top(query, self.depth * 2, lang, scores=scores)
+            per_lang.append(_fuse(dense[lang], lexical))
+        merged: list[tuple[int, float, float | None, float | None]] = []
         for rank in range(max((len(lst) for lst in per_lang), default=0)):
             merged.extend(lst[rank] for lst in per_lang if rank < len(lst))
 
+        chunks = idx.chunks_at([m[0] for m in merged])
         out: list[Retrieved] = []
         kept_tokens: list[set[str]] = []
-        for r in merged:
-            tokens = set(lexical_tokens(r.chunk.text))
+        for row, fused, dense_sim, lex_score in merged:
+            chunk = chunks.get(row)
+            if chunk is None:  # deleted from the store under a committed manifest: nothing to show
+                continue
+            tokens = set(lexical_tokens(chunk.text))
             if any(_jaccard(tokens, t) >= NEAR_DUPLICATE for t in kept_tokens):
                 continue
             kept_tokens.append(tokens)
-            out.append(r)
+            out.append(Retrieved(chunk=chunk, score=fused, dense=dense_sim, lexical=lex_score))
             if len(out) >= k:
                 break
         return out
 
     def _dense(
         self, persona: str, idx: _PersonaIndex, vector: Sequence[float]
-    ) -> dict[str | None, list[tuple[Chunk, float]]]:
-        """The ``depth`` nearest visible chunks of each language (key None: one language only).
+    ) -> dict[str | None, list[tuple[int, float]]]:
+        """The ``depth`` nearest visible rows of each language (key None: one language only), with cosines.
 
-        The chunks are in memory already, so Chroma is asked for ids and distances only, with no
-        ``where`` filter, and the languages are split here: Chroma's filter on the language cost
-        90 ms at 1k chunks and 550 ms at 100k, this 2-8 ms. A language short of ``depth`` in that
-        one search (a rare one, far from the question's language) is searched exactly over its
-        own vectors instead.
+        Chroma is asked for ids and distances only, with no ``where`` filter, and the languages
+        are split here: Chroma's filter on the language cost 90 ms at 1k chunks and 550 ms at
+        100k, this 2-8 ms. A language short of ``depth`` in that one search (a rare one, far from
+        the question's language) is searched exactly over its own vectors instead.
         """
+        lex = idx.lexical
         split = len(idx.langs) > 1
-        need: dict[str | None, int] = {None: min(self.depth, len(idx.chunks))}
+        need: dict[str | None, int] = {None: min(self.depth, lex.n)}
         if split:
             need = {lang: min(self.depth, count) for lang, count in idx.lang_counts.items()}
-        out: dict[str | None, list[tuple[Chunk, float]]] = {key: [] for key in need}
+        out: dict[str | None, list[tuple[int, float]]] = {key: [] for key in need}
         for cid, sim in self.store.nearest(persona, vector, self.depth * 4):
-            pos = idx.by_id.get(cid)  # a chunk the committed manifest does not name is not in by_id
-            if pos is None:
+            row = lex.row_of(cid)  # a chunk the committed manifest does not name has no row
+            if row is None:
                 continue
-            hits = out[idx.chunks[pos].lang if split else None]
+            hits = out[lex.lang(row) if split else None]
             if len(hits) < self.depth:
-                hits.append((idx.chunks[pos], sim))
+                hits.append((row, sim))
         for key, hits in out.items():
             if len(hits) < need[key]:
                 out[key] = self._exact(persona, idx, vector, key)
@@ -155,13 +226,14 @@ class HybridRetriever:
 
     def _exact(
         self, persona: str, idx: _PersonaIndex, vector: Sequence[float], lang: str | None
-    ) -> list[tuple[Chunk, float]]:
-        """The exact ``depth`` nearest chunks of one language (None: all), by cosine over its vectors."""
+    ) -> list[tuple[int, float]]:
+        """The exact ``depth`` nearest rows of one language (None: all), by cosine over its vectors."""
+        lex = idx.lexical
         with self._lock:
             loaded = idx.vectors.get(lang)
         if loaded is None:
-            rows = np.asarray([i for i, c in enumerate(idx.chunks) if lang is None or c.lang == lang], dtype=np.int64)
-            loaded = (rows, self.store.get_vectors(persona, [idx.chunks[i].id for i in rows]))
+            rows = np.arange(lex.n) if lang is None else np.flatnonzero(lex.langs == lex.lang_names.index(lang))
+            loaded = (rows, self.store.get_vectors(persona, [lex.chunk_id(int(r)) for r in rows]))
             with self._lock:
                 idx.vectors[lang] = loaded
         rows, mat = loaded
@@ -170,27 +242,25 @@ class HybridRetriever:
         q = np.asarray(vector, dtype=np.float32)
         sims = mat @ (q / (np.linalg.norm(q) or 1.0))
         top = np.argpartition(-sims, min(self.depth, len(sims)) - 1)[: self.depth]
-        return [(idx.chunks[int(rows[i])], float(sims[i])) for i in top[np.argsort(-sims[top])]]
+        return [(int(rows[i]), float(sims[i])) for i in top[np.argsort(-sims[top])]]
 
 
-def _fuse(dense: list[tuple[Chunk, float]], lexical: list[tuple[int, float]], chunks: list[Chunk]) -> list[Retrieved]:
-    fused: dict[str, float] = {}
-    dense_score: dict[str, float] = {}
-    lex_score: dict[str, float] = {}
-    chunk_of: dict[str, Chunk] = {}
-    for rank, (chunk, sim) in enumerate(dense):
-        fused[chunk.id] = fused.get(chunk.id, 0.0) + 1.0 / (RRF_K + rank + 1)
-        dense_score[chunk.id] = sim
-        chunk_of[chunk.id] = chunk
-    for rank, (i, score) in enumerate(lexical):
-        chunk = chunks[i]
-        fused[chunk.id] = fused.get(chunk.id, 0.0) + 1.0 / (RRF_K + rank + 1)
-        lex_score[chunk.id] = score
-        chunk_of.setdefault(chunk.id, chunk)
-    ranked = sorted(fused, key=lambda cid: -fused[cid])
-    return [
-        Retrieved(chunk=chunk_of[c], score=fused[c], dense=dense_score.get(c), lexical=lex_score.get(c)) for c in ranked
-    ]
+def _fuse(
+    dense: list[tuple[int, float]], lexical: list[tuple[int, float]]
+) -> list[tuple[int, float, float | None, float | None]]:
+    """Rows ranked by reciprocal-rank fusion (Cormack et al. 2009) of the dense and lexical lists,
+    as (row, fused score, cosine or None, BM25 score or None)."""
+    fused: dict[int, float] = {}
+    dense_score: dict[int, float] = {}
+    lex_score: dict[int, float] = {}
+    for rank, (row, sim) in enumerate(dense):
+        fused[row] = fused.get(row, 0.0) + 1.0 / (RRF_K + rank + 1)
+        dense_score[row] = sim
+    for rank, (row, score) in enumerate(lexical):
+        fused[row] = fused.get(row, 0.0) + 1.0 / (RRF_K + rank + 1)
+        lex_score[row] = score
+    ranked = sorted(fused, key=lambda r: -fused[r])
+    return [(r, fused[r], dense_score.get(r), lex_score.get(r)) for r in ranked]
 
 
 def _jaccard(a: set[str], b: set[str]) -> float:

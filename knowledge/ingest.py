@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import sys
 import unicodedata
 from collections.abc import Callable, Iterable
@@ -13,14 +14,16 @@ from typing import TYPE_CHECKING
 from knowledge import privacy
 from knowledge.chunking import chunk_entries
 from knowledge.errors import IngestError
+from knowledge.lexical_index import LexicalIndex, document_text
 from knowledge.loaders import SUPPORTED_SUFFIXES, LoadError, load_document
-from knowledge.store import FileRecord, Manifest
+from knowledge.store import FileRecord, Manifest, manifest_hash
 from knowledge.types import Chunk
 
 if TYPE_CHECKING:  # pragma: no cover
     from knowledge.store import Store
 
 EMBED_BATCH = 64
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -163,6 +166,10 @@ def ingest(
     new_keys = {source_key(s) for s in new.files}
     report.files_removed = [s for s in removed_sources if source_key(s) not in new_keys]
     store.commit(new, removed_sources)
+    try:
+        update_lexical(store, persona, new, {c.id: c for c in to_check})
+    except OSError as exc:  # the commit stands; the first query builds the lexical index instead
+        log.warning("could not save the lexical index of %s (%s): the first query will build it", persona, exc)
     if on_commit is not None:
         on_commit()
 
@@ -173,6 +180,53 @@ def ingest(
     report.removed = len(old_ids - visible)
     report.chunks = len(visible)
     return report
+
+
+def update_lexical(
+    store: Store, persona: str, manifest: Manifest, known: dict[str, Chunk] | None = None
+) -> LexicalIndex:
+    """The BM25 index of ``manifest``'s chunks (rows in manifest order: files by name, chunks in
+    file order), saved under the store's lexical directory keyed by the manifest's head.
+
+    Starts from the newest saved index, so only chunks it does not hold are tokenised; their text
+    comes from ``known`` (chunks this ingest just made) or else from the store.
+    """
+    base = store.lexical_path(persona)
+    previous = LexicalIndex.load(base) if base is not None else None
+    records = sorted(manifest.files.values(), key=lambda r: r.source)
+    ids = [i for r in records for i in r.ids]
+    known = known or {}
+    fetched: dict[str, Chunk] = {}
+    missing = [i for i in ids if i not in known]
+    if missing and previous is not None:
+        have = {bytes(c).decode("ascii") for c in previous.ids}
+        missing = [i for i in missing if i not in have]
+    fetched = {c.id: c for c in store.get_chunks(persona, missing)} if missing else {}
+
+    def chunk(cid: str) -> Chunk | None:
+        return known.get(cid) or fetched.get(cid)
+
+    if previous is not None:
+        # The languages of rows the previous index holds are read from it, not the store.
+        prev_lang = {bytes(c).decode("ascii"): previous.lang(r) for r, c in enumerate(previous.ids)}
+    else:
+        prev_lang = {}
+    langs = []
+    for cid in ids:
+        c = chunk(cid)
+        langs.append(c.lang if c is not None else prev_lang.get(cid, "en"))
+
+    def text_of(want: list[str]) -> dict[str, str]:
+        out = {}
+        for cid in want:
+            c = chunk(cid)
+            out[cid] = document_text(c.title, c.text) if c is not None else ""
+        return out
+
+    index = LexicalIndex.build(manifest_hash(manifest), ids, langs, text_of, previous)
+    if base is not None:
+        index.save(base)
+    return index
 
 
 def _embed_and_add(store: Store, persona: str, chunks: list[Chunk], progress: bool, batch_size: int) -> None:

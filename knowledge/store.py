@@ -13,6 +13,7 @@ import re
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -58,6 +59,15 @@ def manifest_hash(manifest: Manifest) -> str:
     return hashlib.sha256(json.dumps(rows).encode("utf-8")).hexdigest()
 
 
+def lexical_home(settings: Settings) -> Path:
+    """Where the saved lexical (BM25) indexes live: beside the embedded store's ``chroma/``
+    directory, or, for a Chroma server, in a local cache keyed by the server's URL."""
+    if settings.chroma_url:
+        key = hashlib.sha256(settings.chroma_url.rstrip("/").encode("utf-8")).hexdigest()[:16]
+        return settings.home / "cache" / "lexical" / key
+    return settings.index_dir / "lexical"
+
+
 def make_client(settings: Settings) -> Any:
     """A Chroma client: HttpClient for PERSONA_CHROMA_URL, else a PersistentClient under PERSONA_HOME."""
     import chromadb
@@ -88,15 +98,23 @@ def make_client(settings: Settings) -> Any:
 class Store:
     """The vector store for every persona, for one embedder."""
 
-    def __init__(self, client: Any, embedder: Embedder) -> None:
+    def __init__(self, client: Any, embedder: Embedder, lexical_dir: Path | None = None) -> None:
         self._client = client
         self.embedder = embedder
+        # Saved lexical indexes, one directory per collection (None: kept in memory only).
+        self.lexical_dir = lexical_dir
         self._collections: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder) -> Store:
-        return cls(make_client(settings), embedder)
+        return cls(make_client(settings), embedder, lexical_home(settings))
+
+    def lexical_path(self, persona: str) -> Path | None:
+        """The directory of ``persona``'s saved lexical indexes (one subdirectory per manifest head)."""
+        if self.lexical_dir is None:
+            return None
+        return self.lexical_dir / collection_name(persona, self.embedder.id)
 
     # --- collections ---------------------------------------------------------------------
 
