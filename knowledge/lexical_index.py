@@ -209,6 +209,14 @@ class LexicalIndex:
         j = self.term_id.get(term)
         return int(self.df[j]) if j is not None else 0
 
+    def rows_with(self, term: str) -> np.ndarray:
+        """The rows whose text holds ``term`` (its postings, read from the BM25 matrix's column)."""
+        j = self.term_id.get(term)
+        if j is None:
+            return np.zeros(0, dtype=np.int64)
+        ptr = self.bm25.scores["indptr"]
+        return np.asarray(self.bm25.scores["indices"][int(ptr[j]) : int(ptr[j + 1])], dtype=np.int64)
+
     def scores(self, query: str) -> np.ndarray:
         """(n,) float32 BM25 scores of every row for ``query`` (zeros when no term is known)."""
         ids = [self.term_id[t] for t in lexical_tokens(query) if t in self.term_id]

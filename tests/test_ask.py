@@ -151,3 +151,9 @@ def test_importing_agent_loads_no_model_and_no_ui() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_corpus_text_and_idf_are_built_once_per_index(agent: Any) -> None:
+    first_text, first_idf = agent.corpus_text("raj"), agent.idf("raj")
+    assert agent.corpus_text("raj") is first_text and agent.idf("raj") is first_idf
+    assert "gradient clipping" in first_text.lower() and first_idf

@@ -118,7 +118,7 @@ def test_synthetic_store_is_searched_by_the_real_retriever(pool: Pool, tmp_path:
     dense = retriever._dense(corpus.persona, idx, query)
     for lang in idx.langs:
         expected = store.query(corpus.persona, query, retriever.depth, idx.visible, lang)
-        assert [c.id for c, _ in dense[lang]] == [c.id for c, _ in expected]
+        assert [idx.lexical.chunk_id(row) for row, _ in dense[lang]] == [c.id for c, _ in expected]
 
     bigger = generate(pool, "synth-test", 450, n_planted=10, max_tokens=Settings().chunk_tokens)
     load_into_store(store, pool, bigger, Settings().chunk_tokens)
@@ -173,6 +173,24 @@ def test_report_renders_every_section(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "r.json").read_text())["ratios"]["query_p50_over_query_embed"] == 1.25
 
 
+def test_json_summary_carries_the_scale_figures() -> None:
+    from benchmarks.run import flat, ratios, targets
+
+    results = _fake_results()
+    results["scale"]["sizes"][1].update(hit_at_5=0.9, first_query_over_p50=2.5)
+    results["ratios"] = ratios(results)
+    results["targets"] = targets(results)
+    summary = flat(results)
+    assert summary["scale_hit_at_5_min"] == 0.9 and summary["first_query_over_p50_max"] == 18.0
+    met = {t["target"]: t["met"] for t in results["targets"]}
+    assert met["planted-fact hit@5 at every size"] is False
+    assert met["first query after an ingest / warm p50, at every size"] is False
+    # The quick run has no full scale section, only the probe at 1k and 10k.
+    results["scale_probe"] = results.pop("scale")
+    results["ratios"] = ratios(results)
+    assert flat(results)["scale_hit_at_5_min"] == 0.9
+
+
 def _fake_results() -> dict[str, Any]:
     """A results object shaped like a full run's (values invented: only the rendering is tested)."""
     from benchmarks.machine import describe
@@ -221,6 +239,8 @@ def _fake_results() -> dict[str, Any]:
         "search_p50_ms": 8.0,
         "search_p95_ms": 12.0,
         "hit_at_5": 1.0,
+        "hit_at_5_plain_rrf": 0.8,
+        "first_query_over_p50": 18.0,
     }
     cal = {
         "alpha": 0.5,

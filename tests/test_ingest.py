@@ -162,3 +162,70 @@ def test_report_is_json_serialisable(tmp_path: Path, notes: Path) -> None:
     report = _run(tmp_path / "home", notes)
     data = json.loads(json.dumps(report.to_dict()))
     assert {"added", "updated", "removed", "unchanged", "embedded"} <= set(data)
+
+
+def test_ingest_saves_the_lexical_index_and_queries_only_load_it(
+    tmp_path: Path, notes: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from knowledge import ingest as ingest_module
+    from knowledge.lexical_index import LexicalIndex
+
+    home = tmp_path / "home"
+    _run(home, notes)
+    store = _store(home, CountingEmbedder())
+    base = store.lexical_path("me")
+    head = store.manifest_head("me")
+    assert base is not None and head is not None and (base / head / "meta.json").exists()
+    assert str(base).startswith(str(home / "index")), "beside the embedded store"
+
+    def no_build(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a query rebuilt the lexical index that ingest saved")
+
+    monkeypatch.setattr(ingest_module, "update_lexical", no_build)
+    idx = HybridRetriever(store).index("me")
+    assert idx.lexical.n == store.count("me") and idx.head == head
+    monkeypatch.undo()
+
+    # An edit re-tokenises only the chunks the saved index does not hold.
+    diary = notes / "diary.txt"
+    diary.write_text(diary.read_text("utf-8").replace("The team lead replied", "My team lead replied"), "utf-8")
+    asked: list[str] = []
+    real_build = LexicalIndex.build.__func__  # type: ignore[attr-defined]
+
+    def counting_build(cls: Any, head: str, ids: Any, langs: Any, text_of: Any, previous: Any = None) -> Any:
+        def text(want: list[str]) -> dict[str, str]:
+            asked.extend(want)
+            return dict(text_of(want))
+
+        return real_build(cls, head, ids, langs, text, previous)
+
+    monkeypatch.setattr(LexicalIndex, "build", classmethod(counting_build))
+    report = _run(home, notes)
+    assert report.added == 1 and len(asked) == 1
+    new_head = store.manifest_head("me")
+    assert new_head != head and (base / new_head).exists() and not (base / head).exists()
+
+
+def test_missing_or_damaged_lexical_index_is_rebuilt_from_the_store(
+    tmp_path: Path, notes: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import shutil
+
+    home = tmp_path / "home"
+    report = _run(home, notes)
+    store = _store(home, CountingEmbedder())
+    base = store.lexical_path("me")
+    head = store.manifest_head("me")
+    assert base is not None and head is not None
+    (base / head / "tok.npy").write_bytes(b"not an array")
+    with caplog.at_level("WARNING"):
+        idx = HybridRetriever(store).index("me")
+    assert idx.lexical.n == report.chunks
+    assert any("unreadable" in r.getMessage() for r in caplog.records)
+    assert HybridRetriever(store).retrieve("gradient clipping", 3, "me"), "searchable after the rebuild"
+    shutil.rmtree(base)  # as a store ingested before lexical indexes were saved
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert HybridRetriever(store).index("me").lexical.n == report.chunks
+    assert any("building it from the store" in r.getMessage() for r in caplog.records)
+    assert (base / head / "meta.json").exists(), "the rebuilt index is saved for the next process"

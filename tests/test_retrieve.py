@@ -55,3 +55,43 @@ def test_bm25_tokenises_korean_particles() -> None:
     assert top and top[0][0] == 0
     top = bm25.top("exploding losses", 1)
     assert top and top[0][0] == 2
+
+
+def test_a_term_only_one_chunk_holds_outranks_siblings_worded_alike() -> None:
+    from agent.retrieve import _fuse, _unique
+
+    docs = [
+        "The calibration code for run 48213 was VIOLET-7731. We slept.",
+        "The calibration code for run 55120 was AMBER-1200. The code ran.",
+        "The calibration code for run 61007 was TEAL-4410. The code ran.",
+        "We walked to the lab and talked about loss curves.",
+    ]
+    bm25 = BM25(docs)
+    index = bm25._index
+    question = "What was the calibration code for run 48213?"
+    scores = index.scores(question)
+    lexical = index.top(question, 10, scores=scores)
+    assert lexical[0][0] == 0, "BM25 alone ranks the chunk with the key first"
+    # Dense finds the siblings first (they say "code" twice), the target only third.
+    dense = [(1, 0.86), (2, 0.85), (0, 0.84)]
+    plain = _fuse(dense, lexical)
+    assert plain[0][0] != 0, "two-list RRF prefers a sibling found high by both lists"
+    unique = [int(r) for r in _unique(index, question, scores)]
+    assert unique == [0]
+    assert _fuse(dense, lexical, unique)[0][0] == 0
+
+
+def test_lexical_index_round_trips_and_rejects_damage(tmp_path: Any) -> None:
+    from knowledge.lexical_index import LexicalIndex
+
+    texts = {"a" * 32: "Gradient clipping 버그였다", "b" * 32: "The loss exploded twice", "c" * 32: "스케일링이 답"}
+    built = LexicalIndex.build("h1", list(texts), ["ko", "en", "ko"], lambda want: {i: texts[i] for i in want})
+    built.save(tmp_path)
+    loaded = LexicalIndex.load(tmp_path, "h1")
+    assert loaded is not None and loaded.terms == built.terms
+    assert loaded.top("exploding losses", 3) == built.top("exploding losses", 3)
+    assert loaded.row_of("b" * 32) == 1 and loaded.row_of("d" * 32) is None
+    assert loaded.lang(0) == "ko" and loaded.idf("loss") == built.idf("loss")
+    assert LexicalIndex.load(tmp_path, "h2") is None
+    (tmp_path / "h1" / "terms.json").write_text("[", encoding="utf-8")
+    assert LexicalIndex.load(tmp_path, "h1") is None
