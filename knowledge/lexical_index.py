@@ -29,6 +29,15 @@ _PROBE = "Scaling laws were wrong about 48213 runs; 스케일링이 답이 아�
 _LANGS = ("en", "ko")
 
 
+def _bm25s() -> Any:
+    """bm25s, imported on first use; it sets its logger to DEBUG on import, which would print a
+    line per index build under any logging setup: ours keeps it at WARNING."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
 def tokenizer_fingerprint() -> str:
     """A hash of ``lexical_tokens`` on a fixed English + Korean probe: an index saved with another
     tokeniser (a different version of knowledge.text) is rebuilt instead of silently mismatching."""
@@ -89,7 +98,7 @@ class LexicalIndex:
     ) -> LexicalIndex:
         """The index of ``ids`` (rows in that order, ``langs`` theirs), re-tokenising only the ids
         ``previous`` does not hold; ``text_of(ids) -> {id: text}`` supplies the text of the others."""
-        import bm25s
+        bm25s = _bm25s()
 
         terms: list[str] = list(previous.terms) if previous is not None else []
         term_id = dict(previous.term_id) if previous is not None else {}
@@ -169,7 +178,7 @@ class LexicalIndex:
     def load(cls, base: Path, head: str | None = None) -> LexicalIndex | None:
         """The index saved for ``head`` (None: the newest saved one), memory-mapped; None when there
         is none, it is incomplete or corrupt, or it was made by another tokeniser (logged)."""
-        import bm25s
+        bm25s = _bm25s()
 
         path = base / head if head is not None else _newest(base)
         if path is None or not (path / "meta.json").exists():
