@@ -129,3 +129,13 @@ def _cards(agent: Any) -> list[Any]:
     from agent.personas import list_personas
 
     return list_personas(agent.settings)
+
+
+def test_lexical_index_of_a_server_store_is_cached_locally_per_server(tmp_path: Path) -> None:
+    from knowledge.store import lexical_home
+
+    base = Settings().replace(home=tmp_path)
+    one = lexical_home(base.replace(chroma_url="http://127.0.0.1:8000"))
+    other = lexical_home(base.replace(chroma_url="http://10.0.0.2:8000"))
+    assert one != other and one.parent == other.parent == tmp_path / "cache" / "lexical"
+    assert lexical_home(base) == base.index_dir / "lexical", "embedded: beside the chroma/ directory"
