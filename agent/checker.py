@@ -14,6 +14,7 @@ applies them with numpy alone, so the runtime guard (agent/verify.py) never impo
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from knowledge.text import morphemes, stem_en
 
 CALIBRATION_PATH = Path(__file__).with_name("calibration.json")
 CALIBRATION_FORMAT = 2  # calibration.json layout written by evals.selection.fit_calibration
@@ -138,13 +141,10 @@ _STOP_KO = frozenset(
     "그리고 그러나 하지만 또한 그런데 그래서 따라서 그 이 저 것 수 등 및 때 더 또 매우 아주 "
     "있다 있는 있었다 했다 하는 한다 합니다 입니다 이다 였다 되었다 됩니다 대한 대해 위해 통해".split()
 )
-# One trailing particle is stripped from a Hangul word so "서울은" and "서울이" meet.
-_KO_PARTICLES = sorted(
-    "은 는 이 가 을 를 에 의 도 와 과 로 으로 에서 에게 까지 부터 한테 만 이나 나 이라 라 처럼 보다 "
-    "에는 에서는 으로는 로는 과는 와는 이다 였다 입니다 이었다".split(),
-    key=len,
-    reverse=True,
-)
+# Kiwi tags kept as a Hangul word's "surface words": content morphemes plus pronouns, bound nouns,
+# adverbs (안/못 carry negation), determiners, auxiliaries (않) and the negative copula (아니).
+# Particles, endings, suffixes and punctuation are dropped (knowledge.text.morphemes).
+_KO_WORD_TAGS = frozenset("NNG NNP NNB NR NP VV VA VX VCN XR MAG MM SH".split())
 _NUM_WORDS = {
     w: str(i)
     for i, ws in enumerate(
@@ -184,14 +184,6 @@ _NAME = re.compile(r"(?<![\w'’-])([A-Z][a-z]+(?:[A-Z][a-z]+)*)(?![\w-])")
 _YEAR_RANGE = re.compile(r"\b(1[5-9]|20)(\d{2})[-–](\d{2})\b")
 
 
-def _stem(word: str) -> str:
-    # Crude suffix stripping: enough to let "heated"/"heats"/"heating" meet.
-    for suf in ("ing", "edly", "ed", "es", "ly", "s"):
-        if word.endswith(suf) and len(word) - len(suf) >= 3:
-            return word[: -len(suf)]
-    return word
-
-
 def _norm_number(tok: str) -> str:
     tok = tok.replace(",", "")
     if "." in tok:
@@ -199,42 +191,67 @@ def _norm_number(tok: str) -> str:
     return tok.lstrip("0") or "0"
 
 
-def _strip_particle(word: str) -> str:
-    for p in _KO_PARTICLES:
-        if word.endswith(p) and len(word) > len(p) + 1:
-            return word[: -len(p)]
-    return word
+def _hangul_words(text: str) -> dict[int, list[str]]:
+    """Per Hangul word (keyed by its start offset): its Kiwi morphemes worth comparing."""
+    out: dict[int, list[str]] = {}
+    starts = [m.start() for m in _WORD.finditer(text) if _HANGUL.search(m.group())]
+    if not starts:
+        return out
+    ends = {m.start(): m.end() for m in _WORD.finditer(text)}
+    morphs = morphemes(text)
+    j = 0
+    for st in starts:
+        en = ends[st]
+        while j < len(morphs) and morphs[j].start < st:
+            j += 1
+        forms = []
+        while j < len(morphs) and morphs[j].start < en:
+            if morphs[j].tag in _KO_WORD_TAGS:
+                forms.append(morphs[j].form)
+            j += 1
+        out[st] = forms
+    return out
 
 
 def surface_words(text: str) -> list[str]:
-    """Every word, lowercased: stems for English, particle-free Hangul words, normalised numbers."""
+    """Every word, lowercased: Snowball stems for English (knowledge.text.stem_en), Kiwi content
+    morphemes for Hangul words (particles and endings dropped), normalised numbers."""
     out: list[str] = []
+    korean = _hangul_words(text)
     for m in _WORD.finditer(text):
         w = m.group()
         if w[0].isdigit():
             out.append("#" + _norm_number(w))
-        elif _HANGUL.search(w):
-            out.append(_strip_particle(w))
+        elif m.start() in korean:
+            out.extend(korean[m.start()])
         else:
-            out.append(_stem(w.lower()))
+            out.append(stem_en(w.lower()))
     return out
 
 
 def tokens(text: str) -> list[str]:
-    """Content tokens: stemmed non-stopwords, numbers as ``#123``, Hangul character bigrams."""
+    """Content tokens: stemmed non-stopwords, numbers as ``#123``, Korean content morphemes."""
     out: list[str] = []
     for w in surface_words(text):
         if w.startswith("#"):
             out.append(w)
         elif _HANGUL.search(w):
-            if w in _STOP_KO:
-                continue
-            out.extend([w] if len(w) == 1 else [w[i : i + 2] for i in range(len(w) - 1)])
-        elif w in _NUM_WORDS:
-            out.append("#" + _NUM_WORDS[w])
-        elif w not in _STOP_EN and len(w) > 1:
+            if w not in _STOP_KO:
+                out.append(w)
+        elif w in _stemmed_lists()[1]:
+            out.append("#" + _stemmed_lists()[1][w])
+        elif w not in _stemmed_lists()[0] and len(w) > 1:
             out.append(w)
     return out
+
+
+@functools.cache
+def _stemmed_lists() -> tuple[frozenset[str], dict[str, str]]:
+    """The English stop words and number words as surface_words gives them (Snowball stems:
+    "only" -> "onli", "thirty" -> "thirti"), plus the words themselves."""
+    stop = _STOP_EN | {stem_en(w) for w in _STOP_EN}
+    nums = {**{stem_en(w): v for w, v in _NUM_WORDS.items()}, **_NUM_WORDS}
+    return frozenset(stop), nums
 
 
 def ngrams(words: Sequence[str], n: int) -> list[tuple[str, ...]]:
@@ -262,7 +279,7 @@ def names(text: str) -> set[str]:
                 continue
             lw = m.group(1).lower()
             if lw not in _STOP_EN:
-                out.add(_stem(lw))
+                out.add(stem_en(lw))
     return out
 
 
@@ -455,17 +472,17 @@ FEATURE_NAMES = (
 )
 # Share of tokens two texts must share, both ways, to count as the same statement.
 NEAR_COPY = 0.6
-# Korean verb/adjective endings: words ending so are predicates, not substitutable nouns.
-_KO_PREDICATE = re.compile(r"(?:다|요|고|며|서|지|게|면|니|음|기|는|은|던|ㄴ|었|았|였|할|한|된|될|하여|해)$")
 
 
 def _korean_nouns(text: str) -> set[str]:
-    out = set()
-    for w in re.findall(r"[\uac00-\ud7a3]+", text):
-        w = _strip_particle(w)
-        if len(w) >= 2 and w not in _STOP_KO and not _KO_PREDICATE.search(w):
-            out.add(w)
-    return out
+    """Korean common and proper nouns of two syllables or more (Kiwi's NNG/NNP), stop words dropped."""
+    if not _HANGUL.search(text):
+        return set()
+    return {
+        m.form
+        for m in morphemes(text)
+        if m.tag in ("NNG", "NNP") and len(m.form) >= 2 and _HANGUL.search(m.form) and m.form not in _STOP_KO
+    }
 
 
 def _closest_window(tset: set[str], ctx: _Context) -> tuple[_Window | None, float]:

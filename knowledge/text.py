@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:  # pragma: no cover
     import tiktoken
+    from kiwipiepy import Kiwi
 
 # The invisible characters knowledge/decode.py removes (kept here too: decode imports nothing from text).
 _INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
@@ -89,40 +91,64 @@ KO_STOPWORDS = frozenset(
     생각 생각하세요 생각하나요 말해 말해줘 말해주세요 알려줘 알려주세요 대해 대해서 관해 관해서 당신 당신은 당신의
     그리고 그런데 그래서 정말 있어요 있었나요 했어요 되나요 봤나요 느꼈나요 배웠나요 깨달았나요""".split()
 )
-# Korean particles and endings that cling to nouns; stripped so "모델이" and "모델을" both yield "모델".
-_JOSA = (
-    "에서는",
-    "으로는",
-    "에게서",
-    "이라는",
-    "이라고",
-    "에서",
-    "으로",
-    "에게",
-    "까지",
-    "부터",
-    "보다",
-    "처럼",
-    "라는",
-    "라고",
-    "이나",
-    "하고",
-    "이랑",
-    "은",
-    "는",
-    "이",
-    "가",
-    "을",
-    "를",
-    "의",
-    "에",
-    "로",
-    "와",
-    "과",
-    "도",
-    "만",
-    "요",
-)
+# Kiwi part-of-speech tags (Sejong tag set as Kiwi uses it) whose morphemes carry content: nouns,
+# numerals, verb and adjective stems, roots, and foreign words / numbers / hanja written in a
+# Korean sentence. Particles (J*), endings (E*), suffixes (XS*), the copula (VCP) and punctuation
+# (S* other than SL/SN/SH) are dropped, as are pronouns (NP) and bound nouns (NNB: 것, 수, 개).
+_KO_CONTENT_TAGS = frozenset({"NNG", "NNP", "NR", "VV", "VA", "XR", "SL", "SN", "SH"})
+# Light verbs and auxiliaries that are content-tagged but say nothing about a passage.
+_KO_LIGHT = frozenset("하 되 있 없 같 보 주 않 이 그렇 어떻 이렇".split())
+# No character bigrams: the old tokenizer added them to meet compounds, but with Kiwi's morphemes they
+# changed nothing in hybrid retrieval and lowered BM25-only hit@1 0.603 -> 0.596 and MRR 0.694 -> 0.688
+# on the gold questions (`python -m benchmarks.retrieval`, 156 questions, 2026-11-30).
+
+_kiwi_lock = threading.Lock()
+_kiwi: Kiwi | None = None
+_stemmers = threading.local()
+# A vowel-less word, or up to three letters ending in u (gpu, tpu), followed by a plural s.
+_ACRONYM_PLURAL = re.compile(r"(?:[b-df-hj-np-tv-xz0-9]{2,}|[a-z]{1,2}u)s")
+
+
+def kiwi() -> Kiwi:
+    """The process-wide ``kiwipiepy.Kiwi`` analyser, built on first use (thread-safe).
+
+    Building it loads the bundled model of ``kiwipiepy-model``: 2.3-4.2 s and 276 MB of resident
+    memory on the shared 2-core dev machine (`python -m benchmarks.text_tokens`), so it is deferred
+    until Korean text is met. Analysis costs about 41 ms per 1,000 Korean input tokens (the old
+    particle stripper: 1.7 ms); ``morphemes`` caches per text.
+    """
+    global _kiwi
+    if _kiwi is None:
+        with _kiwi_lock:
+            if _kiwi is None:
+                from kiwipiepy import Kiwi
+
+                _kiwi = Kiwi()
+    return _kiwi
+
+
+def _stem_word(word: str) -> str:
+    # Snowball stemmer objects keep per-call buffers and must not be shared between threads.
+    stemmer = getattr(_stemmers, "english", None)
+    if stemmer is None:
+        import Stemmer
+
+        stemmer = _stemmers.english = Stemmer.Stemmer("english")
+    return str(stemmer.stemWord(word))
+
+
+def stem_en(word: str) -> str:
+    """Snowball English stem of a lower-case word (PyStemmer; Porter 2001, snowballstem.org).
+
+    The typographic apostrophe is folded to ``'`` first so "model’s" and "model's" both give "model".
+    """
+    word = word.replace("’", "'")
+    stem = _stem_word(word)
+    if stem == word and _ACRONYM_PLURAL.fullmatch(word):
+        # Snowball keeps the "s" when no vowel precedes it but the last letter ("llms", "gpus"):
+        # acronym plurals, frequent in these writings, then miss their singular ("LLM" vs "LLMs").
+        return word[:-1]
+    return stem
 
 
 def normalize(text: str) -> str:
@@ -130,46 +156,61 @@ def normalize(text: str) -> str:
     return unicodedata.normalize("NFKC", _INVISIBLE.sub("", text)).lower()
 
 
-def lexical_tokens(text: str) -> list[str]:
-    """Tokens for BM25: English words (stop words dropped, light stemming), Korean stems and bigrams.
+class Morpheme(NamedTuple):
+    """One morpheme as Kiwi analyses it: surface-normalised ``form``, ``tag`` (Sejong tag set as Kiwi
+    uses it, without the ``-I``/``-R`` irregular-conjugation marks) and ``[start, end)`` in the text."""
 
-    Korean has no spaces between a noun and its particle and compounds freely, so each Hangul
-    run contributes its particle-stripped stem and its character bigrams: "스케일링이" and
-    "스케일링" then share most of their tokens.
+    form: str
+    tag: str
+    start: int
+    end: int
+
+
+# 1,024 texts: a 300-token chunk holds about 300 morphemes (~30 KB), so the cache stays near 30 MB.
+@lru_cache(maxsize=1024)
+def morphemes(text: str) -> tuple[Morpheme, ...]:
+    """Kiwi's morphemes of ``text`` (cached per text: the checker asks for the same sentence often).
+
+    Loads Kiwi on first call (see ``kiwi``). Offsets are character offsets into ``text``.
     """
+    analyser = kiwi()
+    with _kiwi_lock:  # tokenize holds the GIL anyway; the lock makes sharing one Kiwi explicit
+        toks = analyser.tokenize(text)
+    return tuple(Morpheme(t.form, t.tag.split("-")[0], t.start, t.start + t.len) for t in toks)
+
+
+def korean_morphemes(text: str) -> list[tuple[str, str]]:
+    """``(form, tag)`` of each morpheme Kiwi finds in ``text`` (see ``morphemes``)."""
+    return [(m.form, m.tag) for m in morphemes(text)]
+
+
+def _english(word: str, out: list[str]) -> None:
+    if word.isdigit() or (word not in STOPWORDS and len(word) > 1):
+        out.append(stem_en(word))
+
+
+def lexical_tokens(text: str) -> list[str]:
+    """Tokens for BM25: English words (stop words dropped, Snowball stems), Korean content morphemes.
+
+    Text with Hangul goes through Kiwi (``korean_morphemes``): nouns, verb and adjective stems and
+    roots are kept, particles and endings dropped, so "스케일링이" and "스케일링" meet; Latin words
+    inside a Korean sentence take the English path. Text without Hangul never loads Kiwi.
+    Returns a list of str (order kept, repeats kept: BM25 counts them).
+    """
+    norm = normalize(text)
     out: list[str] = []
-    for word in _WORD.findall(normalize(text)):
-        if _HANGUL.match(word):
-            if word in KO_STOPWORDS:
-                continue
-            stem = _strip_josa(word)
-            if stem in KO_STOPWORDS:
-                continue
-            out.append(stem)
-            if len(stem) > 2:
-                out.extend(stem[i : i + 2] for i in range(len(stem) - 1))
-        elif word not in STOPWORDS and len(word) > 1 or word.isdigit():
-            out.append(_stem(word))
+    if not _HANGUL.search(norm):
+        for word in _WORD.findall(norm):
+            _english(word, out)
+        return out
+    for form, tag in korean_morphemes(norm):
+        if tag not in _KO_CONTENT_TAGS:
+            continue
+        if tag == "SL":
+            for word in _WORD.findall(form):
+                _english(word, out)
+        elif tag in ("SN", "SH"):
+            out.append(form)
+        elif form not in _KO_LIGHT and form not in KO_STOPWORDS:
+            out.append(form)
     return out
-
-
-def _strip_josa(word: str) -> str:
-    for suffix in _JOSA:
-        if len(word) > len(suffix) + 1 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
-
-
-def _stem(word: str) -> str:
-    # A deliberately small stemmer: enough to meet "runs"/"run", "training"/"train".
-    word = word.replace("’", "'")
-    if word.endswith("'s"):
-        word = word[:-2]
-    for suffix, min_len in (("ing", 5), ("ies", 4), ("ed", 4), ("es", 4), ("s", 3)):
-        if word.endswith(suffix) and len(word) - len(suffix) >= min_len - len(suffix) + 1:
-            if suffix == "ies":
-                return word[:-3] + "y"
-            if suffix == "s" and word.endswith("ss"):
-                return word
-            return word[: -len(suffix)]
-    return word

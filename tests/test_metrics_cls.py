@@ -115,3 +115,37 @@ def test_summarize_and_to_binary() -> None:
     assert out["auroc"] == pytest.approx(0.75)
     assert out["balanced_accuracy"] == pytest.approx(0.5)
     assert out["f1"] == pytest.approx(0.5)
+
+
+def _brute_threshold(scores: list[float], labels: list[bool]) -> float:
+    # Every candidate cut, ascending; the first with the highest balanced accuracy, counted by hand.
+    uniq = sorted(set(scores))
+    cands = [uniq[0] - 1e-9] + [(a + b) / 2 for a, b in zip(uniq, uniq[1:], strict=False)] + [uniq[-1] + 1e-9]
+    pos = sum(labels)
+    neg = len(labels) - pos
+    best_t, best = cands[0], -1.0
+    for t in cands:
+        tp = sum(1 for s, y in zip(scores, labels, strict=True) if y and s >= t)
+        tn = sum(1 for s, y in zip(scores, labels, strict=True) if not y and s < t)
+        recalls = ([tp / pos] if pos else []) + ([tn / neg] if neg else [])
+        ba = sum(recalls) / len(recalls)
+        if ba > best + 1e-12:
+            best_t, best = t, ba
+    return best_t
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(min_value=0, max_value=6), st.booleans()), min_size=2, max_size=25))
+def test_best_threshold_matches_a_scan_of_every_cut(pairs: list[tuple[int, bool]]) -> None:
+    scores = [s / 6 for s, _ in pairs]
+    labels = [y for _, y in pairs]
+    if len(set(scores)) == 1:
+        assert best_threshold(scores, labels) == scores[0]
+        return
+    assert best_threshold(scores, labels) == pytest.approx(_brute_threshold(scores, labels))
+
+
+def test_metrics_reject_mismatched_shapes() -> None:
+    for fn in (balanced_accuracy, f1, confusion, precision_recall):
+        with pytest.raises(ValueError):
+            fn([1, 0, 1], [1, 0])
