@@ -188,9 +188,12 @@ def _index_bundled(home: Path) -> Any:
 
     settings = Settings.from_env().replace(home=home)
     agent = build_agent(settings)
+    from ui.cli import warm_sentences
+
     for card in list_personas(settings):
         if card.bundled:
             ingest(agent.store, card.id, card.source_paths(), root=card.sources_dir, chunk_tokens=settings.chunk_tokens)
+            warm_sentences(agent, card.id)  # as `persona ingest` does: the served page starts warm
     return agent
 
 
