@@ -223,6 +223,15 @@ launch(build_app(agent.ask_stream), "127.0.0.1", port, block=True, quiet=True)
 """
 
 
+def _cpu_s(pid: int | None = None) -> float:
+    """CPU seconds (user + system, every thread) used so far by process ``pid`` (default: this one).
+    Unlike latency, it hardly moves with the machine's load: the work per answer, not the wait."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (proc(5))
+
+
 def _free_port() -> int:
     from socket import socket
 
@@ -296,14 +305,21 @@ def main(argv: list[str] | None = None) -> int:
                 child.wait(timeout=30)
 
         load_before = round(os.getloadavg()[0], 2)
+        server_pid = None if args.in_process else child.pid
         try:
+            cpu0, server0 = _cpu_s(), _cpu_s(server_pid)
             t0 = time.perf_counter()
             sessions = run_sessions(f"http://127.0.0.1:{port}/", convs, args.backend)
             wall = time.perf_counter() - t0
+            cpu1, server1 = _cpu_s(), _cpu_s(server_pid)
         finally:
             stop()
     result = summarise(sessions, wall, args.backend)
     result["server"] = "this process" if args.in_process else "a child process"
+    answers = max(1, result["answers"])
+    if not args.in_process:  # with the page in this process, its CPU and the clients' are one figure
+        result["server_cpu_ms_per_answer"] = round((server1 - server0) / answers * 1000, 1)
+        result["client_cpu_ms_per_answer"] = round((cpu1 - cpu0) / answers * 1000, 1)
     result["cpus"] = os.cpu_count()
     result["load_average_1m_before"] = load_before
     result["load_average_1m"] = round(os.getloadavg()[0], 2)
