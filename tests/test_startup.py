@@ -127,3 +127,13 @@ def test_a_question_over_the_cap_in_tokens_is_still_refused() -> None:
     # 30 Korean syllables: 90 UTF-8 bytes, more than 20 tokens, fewer than 20 * 8 characters.
     with pytest.raises(InputError, match="too long"):
         clean_question("가" * 30, 20)
+
+
+def test_quick_json_takes_the_cold_figures_from_either_measurement() -> None:
+    from benchmarks.run import _cold
+
+    quick = {"cold_ask": {"cold_ask_ms": 1800.0, "cold_floor_ms": 1200.0}}
+    full = {"startup": {"cold": {"cold_ask_ms": 2500.0, "cold_floor_ms": 1000.0}}}
+    assert _cold(quick) == {"cold_ask_s": 1.8, "cold_floor_s": 1.2}
+    assert _cold(full) == {"cold_ask_s": 2.5, "cold_floor_s": 1.0}
+    assert _cold({}) == {}  # a run without the start-up measurement adds no keys
