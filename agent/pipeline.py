@@ -56,8 +56,11 @@ def clean_question(question: object, max_tokens: int) -> str:
     text = unicodedata.normalize("NFC", _CONTROL.sub(" ", clean(question))).strip()
     if not text:
         raise InputError('the question is empty: ask something, e.g. "What went wrong in your first big training run?"')
-    # Count tokens only when the length could be near the cap: a 100,000-character paste is refused cheaply.
-    if len(text) > max_tokens * 8 or count_tokens(text) > max_tokens:
+    # Count tokens only when the length could be near the cap: a 100,000-character paste is refused
+    # cheaply, and a question of at most ``max_tokens`` UTF-8 bytes passes without loading the
+    # tokenizer (a byte-level BPE token covers at least one byte).
+    size = len(text.encode("utf-8"))
+    if size > max_tokens and (len(text) > max_tokens * 8 or count_tokens(text) > max_tokens):
         raise InputError(
             f"the question is too long ({len(text):,} characters; the limit is {max_tokens:,} tokens): "
             "ask a shorter question (PERSONA_MAX_QUESTION_TOKENS raises the limit)"
@@ -145,8 +148,17 @@ class Agent:
         return HybridRetriever(self.store)
 
     @cached_property
+    def sentence_vectors(self) -> Any:
+        """The embedder of candidate sentences and views, its vectors kept on disk under the index
+        (knowledge.embedders.PersistentEmbeddings): a fresh process reuses what ``persona ingest``
+        or an earlier answer embedded."""
+        from knowledge.embedders import PersistentEmbeddings
+
+        return PersistentEmbeddings(self.embedder, self.settings.index_dir / f"vectors-{self.embedder.id}.sqlite")
+
+    @cached_property
     def sentences(self) -> SentenceCache:
-        return SentenceCache(self.embedder)
+        return SentenceCache(self.sentence_vectors)
 
     def backend(self, name: str) -> Any:
         with self._lock:

@@ -13,12 +13,14 @@ import html
 import json
 import os
 import re
+import ssl
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -90,12 +92,21 @@ def _text(message: dict[str, Any]) -> str:
     return str(content or "")
 
 
+@lru_cache(maxsize=1)
+def _tls() -> ssl.SSLContext:
+    """One verifying TLS context for every client: httpx otherwise builds one, loading the CA bundle
+    (~30 ms of CPU), for each request gradio_client makes, and the 20 clients' threads then take
+    more CPU than the page they measure (py-spy, issue 14)."""
+    return ssl.create_default_context()
+
+
 def run_session(url: str, conv: Conversation, backend: str, start: threading.Barrier | None = None) -> Session:
     from gradio_client import Client
 
     session = Session(conv)
     try:
-        client = Client(url, verbose=False)
+        # gradio_client hands ssl_verify to httpx's verify=, which takes a (still verifying) context.
+        client = Client(url, verbose=False, ssl_verify=_tls())  # type: ignore[arg-type]
         if start is not None:
             start.wait(timeout=120)  # every session asks at the same moment
         chat: list[dict[str, Any]] = []
@@ -188,10 +199,70 @@ def _index_bundled(home: Path) -> Any:
 
     settings = Settings.from_env().replace(home=home)
     agent = build_agent(settings)
+    from ui.cli import warm_sentences
+
     for card in list_personas(settings):
         if card.bundled:
             ingest(agent.store, card.id, card.source_paths(), root=card.sources_dir, chunk_tokens=settings.chunk_tokens)
+            warm_sentences(agent, card.id)  # as `persona ingest` does: the served page starts warm
     return agent
+
+
+# The page in a process of its own, as `persona serve` runs it: the 20 clients' threads (this
+# process) do not take the server's GIL. Warmed by one answer per persona first, as a running
+# server would be (the first answer of a persona loads its index and builds its lexical index).
+_SERVER = """
+import json, sys
+from agent.pipeline import build_agent
+from ui.app import build_app, launch
+port, backend, first = int(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
+agent = build_agent()
+for persona, question in first:
+    agent.ask(question, persona=persona, backend=backend)
+launch(build_app(agent.ask_stream), "127.0.0.1", port, block=True, quiet=True)
+"""
+
+
+def _cpu_s(pid: int | None = None) -> float:
+    """CPU seconds (user + system, every thread) used so far by process ``pid`` (default: this one).
+    Unlike latency, it hardly moves with the machine's load: the work per answer, not the wait."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (proc(5))
+
+
+def _free_port() -> int:
+    from socket import socket
+
+    with socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _warm_up(convs: Sequence[Conversation]) -> list[tuple[str, str]]:
+    """One question per persona of ``convs`` (its last conversation's first), to warm the page up with."""
+    return list({c.persona: (c.persona, c.questions[0]) for c in convs}.values())
+
+
+def _serve_in_child(home: Path, port: int, backend: str, first: list[tuple[str, str]]) -> Any:
+    """Start the page in a child process on ``port``; returns the Popen once the page answers."""
+    import subprocess
+    import urllib.request
+
+    env = {**os.environ, "PERSONA_HOME": str(home), "GRADIO_ANALYTICS_ENABLED": "False"}
+    child = subprocess.Popen([sys.executable, "-c", _SERVER, str(port), backend, json.dumps(first)], env=env)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise RuntimeError(f"the page process exited with {child.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=5):
+                return child
+        except OSError:
+            time.sleep(0.5)
+    child.terminate()
+    raise RuntimeError("the page did not start within 600 s")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,38 +270,58 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--backend", default="extractive")
     parser.add_argument("--home", type=Path, help="an indexed PERSONA_HOME (default: index into a temporary one)")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="serve the page from this process, sharing its GIL with the clients (the figures before issue 14)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
-    from ui.app import build_app, launch
+    from knowledge.config import Settings
 
     with tempfile.TemporaryDirectory(prefix="persona-load-") as tmp:
-        if args.home:
-            from agent.pipeline import build_agent
-            from knowledge.config import Settings
-
-            agent = build_agent(Settings.from_env().replace(home=args.home))
-        else:
+        home = args.home or Path(tmp)
+        if args.home is None:
             print("indexing the bundled writings into a temporary home…", file=sys.stderr)
-            agent = _index_bundled(Path(tmp))
-        convs = conversations(args.sessions, agent.settings)
-        # Warm the model once, as a running server would be: the first answer also loads the embedder.
-        agent.ask(convs[0].questions[0], persona=convs[0].persona, backend=args.backend)
-        app = build_app(agent.ask_stream)
-        from socket import socket
+            _index_bundled(home).store  # noqa: B018  # indexed and warmed, as `persona ingest` does
+        convs = conversations(args.sessions, Settings.from_env().replace(home=home))
+        port = _free_port()
+        if args.in_process:
+            from agent.pipeline import build_agent
+            from ui.app import build_app, launch
 
-        with socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        launch(app, "127.0.0.1", port, block=False, quiet=True)
+            agent = build_agent(Settings.from_env().replace(home=home))
+            for persona, question in _warm_up(convs):
+                agent.ask(question, persona=persona, backend=args.backend)
+            app = build_app(agent.ask_stream)
+            launch(app, "127.0.0.1", port, block=False, quiet=True)
+            stop = app.close
+        else:
+            child = _serve_in_child(home, port, args.backend, _warm_up(convs))
+
+            def stop() -> None:
+                child.terminate()
+                child.wait(timeout=30)
+
+        load_before = round(os.getloadavg()[0], 2)
+        server_pid = None if args.in_process else child.pid
         try:
+            cpu0, server0 = _cpu_s(), _cpu_s(server_pid)
             t0 = time.perf_counter()
             sessions = run_sessions(f"http://127.0.0.1:{port}/", convs, args.backend)
             wall = time.perf_counter() - t0
+            cpu1, server1 = _cpu_s(), _cpu_s(server_pid)
         finally:
-            app.close()
+            stop()
     result = summarise(sessions, wall, args.backend)
+    result["server"] = "this process" if args.in_process else "a child process"
+    answers = max(1, result["answers"])
+    if not args.in_process:  # with the page in this process, its CPU and the clients' are one figure
+        result["server_cpu_ms_per_answer"] = round((server1 - server0) / answers * 1000, 1)
+        result["client_cpu_ms_per_answer"] = round((cpu1 - cpu0) / answers * 1000, 1)
     result["cpus"] = os.cpu_count()
+    result["load_average_1m_before"] = load_before
     result["load_average_1m"] = round(os.getloadavg()[0], 2)
     result["sessions_detail"] = [
         {**asdict(s.conversation), "latencies_s": [round(x, 3) for x in s.latencies], "ok": s.ok, "error": s.error}

@@ -233,3 +233,35 @@ def test_answers_stream_over_http_and_run_side_by_side(settings: Settings) -> No
         assert "streaming" in last[0]  # the page gets the answer piece by piece...
         assert any("Here is what I wrote" in t and "streaming" in t for t in last)
         assert 'class="cite"' in last[-1]  # ...then the cited answer (a failed one ends with an empty chat)
+
+
+class PiecesStream:
+    """ask_stream stand-in: ``pieces`` words, ``gap`` seconds apart, then an Answer of them all."""
+
+    def __init__(self, pieces: int, gap: float) -> None:
+        self.pieces, self.gap = pieces, gap
+
+    def __call__(self, question: str, *, persona: str, backend: str | None = None, history: Any = None) -> Any:
+        import time
+
+        words = [f"w{i} " for i in range(self.pieces)]
+        for w in words:
+            yield w
+            time.sleep(self.gap)
+        yield Answer(text="".join(words), citations=[], abstained=False, persona=persona, backend="extractive")
+
+
+def test_pieces_ready_together_go_out_as_one_update(settings: Settings) -> None:
+    ui = ChatController(PiecesStream(12, 0.0), settings, [get_persona("ana", settings)])
+    updates = list(ui.respond("What broke?", {}, "ana", "extractive"))
+    partial = [u for u in updates[1:-1] if "streaming" in assistant(u)]
+    assert len(partial) < 12  # coalesced: each update re-sends the whole chat
+    assert "w0" in assistant(updates[1])  # the first piece still shows at once
+    assert "w11" in assistant(updates[-1]) and "streaming" not in assistant(updates[-1])  # nothing lost
+
+
+def test_pieces_apart_in_time_each_show(settings: Settings) -> None:
+    ui = ChatController(PiecesStream(3, ui_app.STREAM_INTERVAL * 1.5), settings, [get_persona("ana", settings)])
+    updates = list(ui.respond("What broke?", {}, "ana", "extractive"))
+    partial = [assistant(u) for u in updates[1:-1]]
+    assert len(partial) == 3 and "w2" in partial[-1]

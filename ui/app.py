@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from html import escape
@@ -43,6 +44,10 @@ AnswerUpdate = tuple[list[dict[str, str]], Conversations, str, str]
 # Several people at once: up to ANSWER_CONCURRENCY answers run in parallel (a slow LLM answer
 # holds one slot, not the page); beyond QUEUE_SIZE waiting events new ones are refused politely.
 ANSWER_CONCURRENCY = 4
+# Streamed text reaches the page at most this often (seconds): each update re-sends and re-renders
+# the whole chat, so an extractive answer's pieces, ready within a millisecond of each other, went
+# out as four updates where one does (issue 14: twenty sessions at once on 2 cores).
+STREAM_INTERVAL = 0.1
 QUEUE_SIZE = 64
 GENERIC_ERROR = (
     "Something went wrong while answering, and it has been logged. "
@@ -271,6 +276,7 @@ class ChatController:
         yield [*chat, asked, {"role": "assistant", "content": render_partial("")}], convs, "", ""
         text = ""
         final: Answer | None = None
+        shown = 0.0  # when the chat was last updated with partial text
         try:
             stream = self.ask_stream(question, persona=persona, backend=backend or None, history=self.history(earlier))
             for item in stream:
@@ -278,7 +284,11 @@ class ChatController:
                     final = item
                 elif isinstance(item, str):
                     text += item
-                    yield [*chat, asked, {"role": "assistant", "content": render_partial(text)}], convs, "", ""
+                    # Pieces closer together than STREAM_INTERVAL go out as one update (the final
+                    # answer carries whatever is left): every update re-sends the chat.
+                    if time.monotonic() - shown >= STREAM_INTERVAL:
+                        shown = time.monotonic()
+                        yield [*chat, asked, {"role": "assistant", "content": render_partial(text)}], convs, "", ""
             if final is None:
                 raise RuntimeError("the answer stream ended without a final Answer")
         except PersonaError as exc:

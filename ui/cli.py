@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from knowledge.errors import PersonaError
 
@@ -73,6 +74,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             progress=not args.json and sys.stderr.isatty(),
         )
         reports.append(report)
+        if not getattr(args, "no_warm", False):
+            warm_sentences(agent, persona)
         if not args.json:
             print(
                 f"{persona}: {report.chunks} chunks ({report.added} added, {report.updated} updated, "
@@ -89,6 +92,22 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         }
         print(json.dumps({**total, "personas": [r.to_dict() for r in reports]}, ensure_ascii=False))
     return 0
+
+
+def warm_sentences(agent: Any, persona: str, batch: int = 512) -> int:
+    """Embed what an answer over ``persona`` would: every candidate sentence of every chunk and every
+    view (agent.compose, agent.views), into the agent's on-disk sentence vectors. Returns how many
+    texts were looked at; only those not on disk yet reach the model."""
+    from agent.compose import candidate_sentences
+    from knowledge.types import Retrieved
+
+    idx = agent.retriever.index(persona)
+    texts = [s.text for s in candidate_sentences([Retrieved(chunk=c, score=0.0) for c in idx.chunks])]
+    texts += [f"{v.title}: {v.text}" for v in idx.views]
+    texts = list(dict.fromkeys(texts))
+    for i in range(0, len(texts), batch):
+        agent.sentence_vectors.embed_documents(texts[i : i + batch])
+    return len(texts)
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -174,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-tokens", type=int, help="chunk size in tokens (default PERSONA_CHUNK_TOKENS or 320)")
     p.add_argument(
         "--json", action="store_true", help="print one JSON object with added/updated/removed/unchanged/embedded"
+    )
+    p.add_argument(
+        "--no-warm",
+        action="store_true",
+        help="skip embedding each passage's sentences for the answer composer (by default they are embedded "
+        "now and kept on disk, so the first `persona ask` does not wait for them)",
     )
     p.set_defaults(func=cmd_ingest)
 
