@@ -140,7 +140,8 @@ def run_ours(cfg: Config) -> dict[str, Any]:
 
     agent = Agent(base.replace(home=home))
     agent.embedder.embed_query("warm-up")
-    questions = load_gold()
+    # The bundled personas only: the gold set's test personas (e.g. eval-minji) are not indexed here.
+    questions = [q for q in load_gold() if q.persona in {c.id for c in cards}]
     index_ms = {}
     for c in cards:  # first retrieval per persona loads its chunks and builds BM25
         t0 = time.perf_counter()
@@ -265,7 +266,8 @@ def run_naive(cfg: Config) -> dict[str, Any]:
             rag.ingest(c.id, c.source_paths(), c.sources_dir)
         reingest_s.append(time.perf_counter() - t0)
 
-    questions = load_gold()
+    # The bundled personas only: the gold set's test personas (e.g. eval-minji) are not indexed here.
+    questions = [q for q in load_gold() if q.persona in {c.id for c in cards}]
     for c in cards:
         rag.search(c.id, "warm-up", cfg.k)
     # Questions none of whose gold quotes lies whole inside any one naive chunk: unanswerable by a hit.
