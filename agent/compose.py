@@ -211,6 +211,47 @@ def boost_views(
     return sorted(out, key=lambda x: -x.score)
 
 
+VIEW_TERMS = 0.05  # for view questions: weight of the question's terms held by a window's own view sentence
+
+
+def rerank_views(
+    scored: Sequence[Scored], question: str, idf: dict[str, float] | None, states_view: object
+) -> list[Scored]:
+    """``scored`` re-ranked for a view question: each window gains ``VIEW_TERMS`` times the largest
+    share of the question's IDF-weighted terms (those the writings use; a question term also matches
+    a longer written word it begins, "align" -> "alignment") held by one of its sentences that
+    states a view (``states_view(sentence_text) -> bool``, agent.views).
+
+    A window's cosine is the mean of all its sentences, so the story around a view can outscore
+    the view the question is about ("Is scaling the road to superintelligence?" matched the
+    professor's-job sentence next to "Scaling might not be the answer."): the view sentence's own
+    terms decide between such near ties."""
+    weights = {t: (idf or {})[t] for t in set(lexical_tokens(question)) if t in (idf or {})}
+    total = sum(weights.values())
+    if not total:
+        return list(scored)
+    share: dict[Sentence, float] = {}
+    out = []
+    for sc in scored:
+        best = 0.0
+        for x in sc.window.sentences:
+            if x not in share:
+                share[x] = 0.0
+                if states_view(x.text):  # type: ignore[operator]
+                    terms = set(lexical_tokens(x.text))
+                    share[x] = (
+                        sum(
+                            w
+                            for t, w in weights.items()
+                            if t in terms or (len(t) >= 4 and any(y.startswith(t) for y in terms))
+                        )
+                        / total
+                    )
+            best = max(best, share[x])
+        out.append(Scored(sc.window, sc.score + VIEW_TERMS * best, sc.dense, sc.lift, sc.lexical))
+    return sorted(out, key=lambda x: -x.score)
+
+
 def select_spans(scored: Sequence[Scored], question_lang: str, max_passages: int = 2) -> list[Span]:
     """At most ``max_passages`` spans, one per passage: the best window, joined with a near-tied
     window of the same passage when only ``GAP`` sentences lie between them (one story, one

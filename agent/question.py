@@ -85,8 +85,12 @@ _NP_STOP = frozenset(
     """a an the first last big biggest early earliest own new old main whole time times years year day days work
     life career view views take opinion position stance thoughts thought feelings feeling way experience
     experiences journey story mind advice favorite favourite biggest best worst most least students student
-    chances chance""".split()
+    chances chance takeaway takeaways lesson lessons influence influences inspiration inspirations impression
+    impressions reaction reactions plan plans goal goals hope hopes motivation motivations regret regrets memory
+    memories reason reasons answer answers thinking sense""".split()
 )
+# The nouns above past "chances" name what any writer has (a takeaway, influences, plans): "your
+# takeaway" presupposes nothing the writings could lack, so it is never a premise.
 _WORD = re.compile(r"[a-z][a-z0-9-]*")
 _NP_END = frozenset(
     """at of in on with for to from during about and or but as by into after before since while when that which
@@ -123,7 +127,8 @@ class Question:
 def _known(term: str, corpus_lower: str) -> bool:
     """``term`` (or its plural/possessive/-ing base) is a whole word of the writings."""
     for v in _variants(term):
-        if v and re.search(rf"(?<![a-z0-9]){re.escape(v)}(?![a-z0-9])", corpus_lower):
+        # The writings may use the plural or possessive of the question's word ("RNNs" for "RNN").
+        if v and re.search(rf"(?<![a-z0-9]){re.escape(v)}(?:s|es|'s)?(?![a-z0-9])", corpus_lower):
             return True
     return False
 

@@ -14,7 +14,7 @@ from knowledge.text import split_sentences
 from knowledge.types import Answer, Chunk, Retrieved
 
 TEXT = (
-    'In week two, the loss exploded. It was a gradient clipping bug. At the team meeting, I said, "I\'m sorry. '
+    "In week two, the loss exploded. It was a gradient clipping bug. At the team meeting, I said, \"I'm sorry. "
     'My mistake cost us two weeks." That day, Raj learned: failure is part of learning.'
 )
 OTHER = "Last year, I ran scaling law experiments. Scaling might not be the answer. Raj couldn't answer."
@@ -95,3 +95,22 @@ def test_leads_fit_the_question_kind_and_language() -> None:
 
 def test_self_names_are_people_not_roles() -> None:
     assert self_names("Raj") == ("Raj",) and self_names("The Diarist") == ()
+
+
+def test_a_view_question_prefers_the_window_whose_view_holds_its_terms() -> None:
+    from agent.compose import rerank_views
+    from agent.views import states_view
+
+    def sent(text: str, start: int) -> Sentence:
+        return Sentence(text=text, start=start, end=start + len(text), passage=0, lang="en", position=start)
+
+    story = Window(
+        (sent("No. I don't know either.", 0), sent("Admitting you don't know—that's the professor's job.", 30))
+    )
+    view = Window((sent("The gains plateaued.", 90), sent('I said, "Scaling might not be the answer."', 120)))
+    scored = [Scored(story, 0.060, 0.878, 0.045, 0.16), Scored(view, 0.054, 0.842, 0.009, 0.16)]
+    idf = {"scal": 2.0, "model": 1.0}  # lexical_tokens stems: "scaling" -> "scal"
+    ranked = rerank_views(scored, "Is scaling up models the road to superintelligence?", idf, states_view)
+    assert ranked[0].window is view
+    # Without any question term the writings use, the order is the retriever's.
+    assert rerank_views(scored, "Is it?", idf, states_view)[0].window is story

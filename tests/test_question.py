@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.question import is_steer, is_view, understand
+from agent.question import foreign_names, foreign_possessions, is_steer, is_view, understand
 
 SOURCES = Path(__file__).resolve().parents[1] / "knowledge" / "sources"
 RAJ = (SOURCES / "raj-diary.en.txt").read_text("utf-8") + (SOURCES / "raj-diary.ko.txt").read_text("utf-8")
@@ -92,3 +92,15 @@ def test_a_question_in_another_language_misses_only_portable_names() -> None:
     q = understand("What did you find when you compared tokenizers for Korean?", korean_notes, ("ko",))
     assert q.kind == "fact"
     assert understand("Tell me about your years at DeepMind.", korean_notes, ("ko",)).kind == "premise"
+
+
+def test_a_name_the_writings_use_in_the_plural_is_known() -> None:
+    corpus = "I read the paper 'Were RNNs All We Needed?' with my lab."
+    assert foreign_names("What did you study to understand that RNN paper?", corpus.lower()) == ()
+
+
+def test_your_takeaway_or_influences_presuppose_nothing() -> None:
+    corpus = "I learned that unlearning hides memories. Anthropic shapes how I think."
+    assert foreign_possessions("So what's your takeaway from that?", corpus.lower()) == ()
+    assert foreign_possessions("Which organisation do you name among your influences?", corpus.lower()) == ()
+    assert foreign_possessions("How did your internship go?", corpus.lower()) == ("internship",)

@@ -14,7 +14,8 @@ from typing import Any
 
 from agent.backends import AnswerRequest
 from agent.citations import cite
-from agent.compose import Scored, Span, select_spans
+from agent.compose import Scored, Span, rerank_views, select_spans
+from agent.views import states_view
 from agent.voice import to_first_person
 from knowledge.types import Answer, Chunk, Citation, SentenceSupport
 
@@ -90,11 +91,20 @@ class ExtractiveBackend:
         settings = getattr(self.services, "settings", None)
         return int(getattr(settings, "max_passages", 2) or 2)
 
+    def _idf(self, persona: str) -> dict[str, float] | None:
+        idf = getattr(self.services, "idf", None)
+        try:
+            return idf(persona) if callable(idf) else None
+        except Exception:  # no index for this persona (a test's stand-in services): no reranking
+            return None
+
     def stream(self, request: AnswerRequest) -> Iterator[str | Answer]:
         scored: list[Scored] = request.context["scored"]
         coverage = request.context.get("coverage")
         kind = getattr(coverage, "kind", "fact")
         unaddressed = tuple(getattr(coverage, "unaddressed", ()) or ())
+        if kind == "view":
+            scored = rerank_views(scored, request.standalone, self._idf(request.persona.id), states_view)
         spans: list[Span] = select_spans(scored, request.lang, self._max_passages())
         other = bool(spans) and spans[0].lang != request.lang
         lead = lead_for(kind, request.lang, other, unaddressed)
