@@ -59,7 +59,7 @@ def features(
     cross = 0.0 if question_lang in persona_langs else 1.0
     unknown = 0.0
     if vocabulary is not None and question and not cross:
-        words = [t for t in lexical_tokens(question) if t not in _FRAME and not _is_bigram(t)]
+        words = [t for t in lexical_tokens(question) if t not in _FRAME]
         if words:
             unknown = sum(1 for t in words if t not in vocabulary) / len(words)
     if not scored:
@@ -73,11 +73,6 @@ def features(
         "unknown_share": unknown,
         "view": float(is_view),
     }
-
-
-def _is_bigram(token: str) -> bool:
-    # lexical_tokens adds Hangul character bigrams after each Korean stem: count the stem only.
-    return len(token) == 2 and all("\uac00" <= ch <= "\ud7a3" for ch in token)
 
 
 def probability(feats: dict[str, float]) -> float:
