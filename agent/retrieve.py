@@ -51,6 +51,7 @@ class _PersonaIndex:
         self.langs = tuple(sorted(self.lang_counts))
         # Per language (None: all), rows into the index and their unit vectors, loaded on first need.
         self.vectors: dict[str | None, tuple[np.ndarray, np.ndarray]] = {}
+        self.loading: set[str | None] = set()  # languages whose vectors a background thread is reading
         self._fetched: dict[int, Chunk] = {}  # chunks read by row for results, while ``chunks`` is not loaded
         self._lock = threading.Lock()
 
@@ -230,18 +231,41 @@ class HybridRetriever:
                 out[key] = self._exact(persona, idx, vector, key)
         return out
 
+    def _load_vectors(self, persona: str, idx: _PersonaIndex, lang: str | None) -> tuple[np.ndarray, np.ndarray]:
+        """Read one language's (None: all) rows and unit vectors from the store and keep them on ``idx``."""
+        lex = idx.lexical
+        rows = np.arange(lex.n) if lang is None else np.flatnonzero(lex.langs == lex.lang_names.index(lang))
+        loaded = (rows, self.store.get_vectors(persona, [lex.chunk_id(int(r)) for r in rows]))
+        with self._lock:
+            idx.vectors[lang] = loaded
+        return loaded
+
     def _exact(
         self, persona: str, idx: _PersonaIndex, vector: Sequence[float], lang: str | None
     ) -> list[tuple[int, float]]:
-        """The exact ``depth`` nearest rows of one language (None: all), by cosine over its vectors."""
+        """The exact ``depth`` nearest rows of one language (None: all), by cosine over its vectors.
+
+        The vectors are read from the store once per index. Until they are (12k vectors took 4.6 s
+        at 100k chunks, which would be the first query's cost after every ingest), a language is
+        searched by Chroma's own filtered search instead, and the vectors are read in the background.
+        """
         lex = idx.lexical
         with self._lock:
             loaded = idx.vectors.get(lang)
+            start = loaded is None and lang is not None and lang not in idx.loading
+            if start:
+                idx.loading.add(lang)
+        if loaded is None and lang is not None:
+            if start:
+                threading.Thread(target=self._load_vectors, args=(persona, idx, lang), daemon=True).start()
+            hits = []
+            for cid, sim in self.store.nearest(persona, vector, self.depth, lang=lang):
+                row = lex.row_of(cid)
+                if row is not None:
+                    hits.append((row, sim))
+            return hits
         if loaded is None:
-            rows = np.arange(lex.n) if lang is None else np.flatnonzero(lex.langs == lex.lang_names.index(lang))
-            loaded = (rows, self.store.get_vectors(persona, [lex.chunk_id(int(r)) for r in rows]))
-            with self._lock:
-                idx.vectors[lang] = loaded
+            loaded = self._load_vectors(persona, idx, lang)
         rows, mat = loaded
         if not len(rows):
             return []

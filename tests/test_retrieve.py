@@ -19,8 +19,18 @@ CASES = [
     # Cross-lingual: the answer exists only in the other language's diary.
     ("raj", "그로킹 그래프를 다시 봤을 때 무엇을 깨달았나요?", "raj-diary.en.txt", "grokking"),
     ("raj", "하이퍼파라미터 실험에서 무엇을 깨달았나요?", "raj-diary.en.txt", "hyperparameter"),
-    ("raj", "What did you argue about all night with a colleague regarding alignment?", "raj-diary.ko.txt", "alignment"),
-    ("intern", "What did the internship teach you about reproducibility?", "essay-internship-reflections.txt", "reproduce"),
+    (
+        "raj",
+        "What did you argue about all night with a colleague regarding alignment?",
+        "raj-diary.ko.txt",
+        "alignment",
+    ),
+    (
+        "intern",
+        "What did the internship teach you about reproducibility?",
+        "essay-internship-reflections.txt",
+        "reproduce",
+    ),
     ("newcomer", "신경망에 대한 호기심은 어디서 시작됐나요?", "essay-from-curiosity-to-research.txt", "YouTube"),
     ("diarist", "Why were RNNs hard to parallelize?", "research-diary-readme.txt", "parallel"),
 ]
@@ -35,7 +45,10 @@ def test_right_entry_in_top_3(agent: Any, persona: str, question: str, source: s
 
 
 def test_retrieval_is_restricted_to_the_persona(agent: Any) -> None:
-    for persona, sources in [("intern", {"essay-internship-reflections.txt"}), ("raj", {"raj-diary.en.txt", "raj-diary.ko.txt"})]:
+    for persona, sources in [
+        ("intern", {"essay-internship-reflections.txt"}),
+        ("raj", {"raj-diary.en.txt", "raj-diary.ko.txt"}),
+    ]:
         hits = agent.retriever.retrieve("What did you learn about research?", 10, persona)
         assert hits and {h.chunk.source for h in hits} <= sources
 
