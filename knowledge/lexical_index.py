@@ -135,8 +135,13 @@ class LexicalIndex:
         tok = np.concatenate(docs) if docs else np.zeros(0, dtype=np.int32)
         bm25 = bm25s.BM25(k1=K1, b=B, method="lucene")
         vocab = {t: i for i, t in enumerate(terms)}
-        # bm25s wants token-id lists; an empty chunk would divide by zero in its average length.
-        bm25.index(([d.tolist() for d in docs] or [[]], vocab), show_progress=False)
+        if terms:
+            bm25.index(([d.tolist() for d in docs], vocab), show_progress=False)
+        else:
+            # Nothing to index (no chunks left, e.g. every entry marked private, or none with a word):
+            # bm25s cannot index an empty vocabulary, so it gets one document holding "", a term
+            # lexical_tokens never emits. Our rows (self.n) stay those of ``ids``; every score is 0.
+            bm25.index(([[0]], {"": 0}), show_progress=False)
         codes = {name: n for n, name in enumerate(_LANGS)}
         names = list(_LANGS) + sorted({lang for lang in langs if lang not in codes})
         codes = {name: n for n, name in enumerate(names)}

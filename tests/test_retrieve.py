@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -108,3 +109,16 @@ def test_lexical_index_round_trips_and_rejects_damage(tmp_path: Any) -> None:
     assert LexicalIndex.load(tmp_path, "h2") is None
     (tmp_path / "h1" / "terms.json").write_text("[", encoding="utf-8")
     assert LexicalIndex.load(tmp_path, "h1") is None
+
+
+@pytest.mark.parametrize("texts", [{}, {"c" * 32: "!!! ... ---"}])
+def test_a_lexical_index_with_no_words_builds_saves_and_answers_nothing(tmp_path: Path, texts: dict[str, str]) -> None:
+    """Every entry marked private, or chunks without a word: bm25s refuses an empty vocabulary."""
+    from knowledge.lexical_index import LexicalIndex
+
+    ids = sorted(texts)
+    index = LexicalIndex.build("head", ids, ["en"] * len(ids), lambda want: {i: texts[i] for i in want}, None)
+    assert index.n == len(ids) and index.top("anything", 5) == [] and index.idf("anything") > 0
+    index.save(tmp_path)
+    again = LexicalIndex.load(tmp_path, "head")
+    assert again is not None and again.n == len(ids) and again.top("anything", 5) == []
