@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from knowledge.text import detect_lang, lexical_tokens, split_sentences
+from knowledge.text import detect_lang, has_hangul, latin_tokens, lexical_tokens, split_sentences
 from knowledge.types import Retrieved
 
 
@@ -172,9 +172,12 @@ def score_windows(
     rarest = max((idf or {}).values(), default=1.0)
     weights = {t: (idf or {}).get(t, rarest) for t in qterms}
     total = sum(weights.values()) or 1.0
+    # A question without Hangul can only share a Korean sentence's Latin words and numbers: those
+    # are read without Kiwi (knowledge.text.latin_tokens), so an English question never waits for it.
+    korean_question = has_hangul(question)
     out = []
     for w, sim in zip(wins, sims, strict=True):
-        terms = set(lexical_tokens(w.text))
+        terms = set(lexical_tokens(w.text) if korean_question or not has_hangul(w.text) else latin_tokens(w.text))
         lex = sum(wt for t, wt in weights.items() if t in terms) / total
         lift = float(sim) - mean[w.lang]
         score = lift + 0.03 * lex + passage_prior / (1 + w.passage)

@@ -189,12 +189,14 @@ class HybridRetriever:
 
         chunks = idx.chunks_at([m[0] for m in merged])
         out: list[Retrieved] = []
-        kept_tokens: list[set[str]] = []
+        kept_tokens: list[set[int]] = []
         for row, fused, dense_sim, lex_score in merged:
             chunk = chunks.get(row)
             if chunk is None:  # deleted from the store under a committed manifest: nothing to show
                 continue
-            tokens = set(lexical_tokens(chunk.text))
+            # The row's tokens as ingest stored them (title and text): no tokeniser runs here, so an
+            # English question never loads Kiwi for the Korean chunks it retrieves.
+            tokens = lex.row_terms(row)
             if any(_jaccard(tokens, t) >= NEAR_DUPLICATE for t in kept_tokens):
                 continue
             kept_tokens.append(tokens)
@@ -314,7 +316,7 @@ def _fuse(
     return [(r, fused[r], dense_score.get(r), lex_score.get(r)) for r in ranked]
 
 
-def _jaccard(a: set[str], b: set[str]) -> float:
+def _jaccard(a: set[int], b: set[int]) -> float:
     if not a or not b:
         return 0.0
     return len(a & b) / len(a | b)

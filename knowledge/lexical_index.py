@@ -7,6 +7,7 @@ ids, so the next ingest re-tokenises only the chunks it has not seen and rebuild
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -14,6 +15,7 @@ import math
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1  # bump when the files written change
 K1, B = 1.4, 0.75  # Robertson & Zaragoza (2009) "The Probabilistic Relevance Framework: BM25 and Beyond"
-_PROBE = "Scaling laws were wrong about 48213 runs; 스케일링이 답이 아닐 수도 있습니다. Gradient clipping"
+_TOKENIZER_DISTS = ("kiwipiepy", "kiwipiepy-model", "PyStemmer")  # what lexical_tokens runs on
 _LANGS = ("en", "ko")
 
 
@@ -38,10 +40,19 @@ def _bm25s() -> Any:
     return bm25s
 
 
+@functools.lru_cache(maxsize=1)
 def tokenizer_fingerprint() -> str:
-    """A hash of ``lexical_tokens`` on a fixed English + Korean probe: an index saved with another
-    tokeniser (a different version of knowledge.text) is rebuilt instead of silently mismatching."""
-    return hashlib.sha256(json.dumps(lexical_tokens(_PROBE), ensure_ascii=False).encode()).hexdigest()[:16]
+    """A hash of what decides ``lexical_tokens``: knowledge/text.py's source and the versions of
+    kiwipiepy, kiwipiepy-model and PyStemmer. An index saved with another tokeniser is rebuilt
+    instead of silently mismatching. Read from files, not by running the tokeniser: running it on
+    a Korean probe loaded Kiwi's model (2-5 s) on every cold start, even for an English question."""
+    h = hashlib.sha256(Path(__file__).with_name("text.py").read_bytes())
+    for dist in _TOKENIZER_DISTS:
+        try:
+            h.update(f"{dist}=={metadata.version(dist)}".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{dist}: absent".encode())
+    return h.hexdigest()[:16]
 
 
 def document_text(title: str, text: str) -> str:
@@ -262,6 +273,10 @@ class LexicalIndex:
         if pos < self.n and self.sorted_ids[pos] == key:
             return int(self.order[pos])
         return None
+
+    def row_terms(self, row: int) -> set[int]:
+        """The distinct term ids of ``row`` (its title and text as ingest tokenised them)."""
+        return set(self.tok[int(self.ptr[row]) : int(self.ptr[row + 1])].tolist())
 
     def chunk_id(self, row: int) -> str:
         return bytes(self.ids[row]).decode("ascii")

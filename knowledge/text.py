@@ -189,6 +189,24 @@ def _english(word: str, out: list[str]) -> None:
         out.append(stem_en(word))
 
 
+def has_hangul(text: str) -> bool:
+    """Whether ``text`` holds any Hangul (syllables or jamo): what decides if Kiwi is needed."""
+    return bool(_HANGUL.search(text))
+
+
+def latin_tokens(text: str) -> list[str]:
+    """The tokens of ``text`` that a query without Hangul can share with it: its non-Hangul words
+    (Latin words and numbers, "GPU", "2019") through the English path of ``lexical_tokens``, with
+    the Hangul removed first. Never loads Kiwi. For a Korean sentence matched against an English
+    question, ``set(latin_tokens(s)) & q == set(lexical_tokens(s)) & q`` up to how Kiwi splits
+    mixed runs ("A100"): Korean morphemes are Hangul and cannot occur in such a query's tokens.
+    """
+    out: list[str] = []
+    for word in _WORD.findall(_HANGUL.sub(" ", normalize(text))):
+        _english(word, out)
+    return out
+
+
 def lexical_tokens(text: str) -> list[str]:
     """Tokens for BM25: English words (stop words dropped, Snowball stems), Korean content morphemes.
 

@@ -15,7 +15,7 @@ from knowledge.embedders import PersistentEmbeddings
 
 # Libraries an extractive CLI answer has no use for: the page, the API server, LangChain, the
 # OpenAI client, scikit-learn, the tokenizer (a short question needs no token count), the
-# faithfulness checker (it guards LLM answers) and the eval harness's scoring.
+# faithfulness checker (it guards LLM answers), the eval harness's scoring and Kiwi.
 NOT_ON_THE_EXTRACTIVE_PATH = (
     "gradio",
     "fastapi",
@@ -29,6 +29,9 @@ NOT_ON_THE_EXTRACTIVE_PATH = (
     "agent.checker",
     "agent.verify",
     "evals.checker",
+    # Kiwi's model (2-5 s): an English question to raj retrieves Korean passages, but matching them
+    # needs no Korean analysis (the saved lexical index holds their tokens; knowledge.text.latin_tokens).
+    "kiwipiepy",
 )
 
 _PROBE = """

@@ -59,3 +59,18 @@ def test_tokens_are_the_same_from_many_threads() -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         parallel = list(pool.map(lexical_tokens, texts))
     assert parallel == serial
+
+
+def test_latin_tokens_share_with_an_english_question_what_kiwi_tokens_share() -> None:
+    """On every Korean sentence of the bundled diary, against every English token of the English
+    diary: the Kiwi-free tokens meet an English question exactly where lexical_tokens does."""
+    from knowledge.config import BUNDLED_SOURCES
+    from knowledge.text import has_hangul, latin_tokens, lexical_tokens, split_sentences
+
+    english = set(lexical_tokens((BUNDLED_SOURCES / "raj-diary.en.txt").read_text("utf-8")))
+    korean = (BUNDLED_SOURCES / "raj-diary.ko.txt").read_text("utf-8")
+    sentences = [korean[a:b] for a, b in split_sentences(korean)]
+    with_latin = [s for s in sentences if has_hangul(s) and any("a" <= c.lower() <= "z" for c in s)]
+    assert len(with_latin) >= 5, "the probe needs Korean sentences with Latin words"
+    for s in sentences:
+        assert set(latin_tokens(s)) & english == set(lexical_tokens(s)) & english, s
