@@ -24,6 +24,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from agent.backends.model_server import free_port
+
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 RESULTS = Path(__file__).with_name("load_results.json")
@@ -232,14 +234,6 @@ def _cpu_s(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (proc(5))
 
 
-def _free_port() -> int:
-    from socket import socket
-
-    with socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _warm_up(convs: Sequence[Conversation]) -> list[tuple[str, str]]:
     """One question per persona of ``convs`` (its last conversation's first), to warm the page up with."""
     return list({c.persona: (c.persona, c.questions[0]) for c in convs}.values())
@@ -286,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             print("indexing the bundled writings into a temporary home…", file=sys.stderr)
             _index_bundled(home).store  # noqa: B018  # indexed and warmed, as `persona ingest` does
         convs = conversations(args.sessions, Settings.from_env().replace(home=home))
-        port = _free_port()
+        port = free_port()
         if args.in_process:
             from agent.pipeline import build_agent
             from ui.app import build_app, launch

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from agent.backends.model_server import free_port
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -33,12 +34,6 @@ CHROMIUM_ARGS = [
 BOT = '[data-testid="bot"]'
 USER = '[data-testid="user"]'
 ANSWER_TIMEOUT_MS = 60_000  # the first answer also loads the embedder
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

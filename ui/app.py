@@ -460,6 +460,18 @@ def build_app(
     return app
 
 
+# How the page is served, whether launched alone (``launch``) or mounted beside the API (ui/serve.py).
+PAGE_OPTIONS: dict[str, Any] = {
+    "show_error": False,  # our handlers raise gr.Error with readable messages; nothing else leaks
+    "css": CSS,
+    "ssr_mode": False,
+    "mcp_server": False,
+    "pwa": False,
+    "enable_monitoring": False,
+    "footer_links": ["gradio", "settings"],
+}
+
+
 def launch(
     app: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, *, block: bool = True, quiet: bool = False
 ) -> Any:
@@ -470,13 +482,7 @@ def launch(
         share=False,
         prevent_thread_lock=not block,
         quiet=quiet,
-        show_error=False,  # our handlers raise gr.Error with readable messages; nothing else leaks
-        css=CSS,
-        ssr_mode=False,
-        mcp_server=False,
-        pwa=False,
-        enable_monitoring=False,
-        footer_links=["gradio", "settings"],
+        **PAGE_OPTIONS,
     )
 
 

@@ -32,20 +32,14 @@ def build_server(agent: Any, *, api_only: bool = False) -> FastAPI:
         return root
     import gradio as gr
 
-    from ui.app import CSS, build_app
+    from ui.app import PAGE_OPTIONS, build_app
 
     page = build_app(agent.ask_stream, settings=agent.settings)
     return gr.mount_gradio_app(
         root,
         page,
         path="",
-        show_error=False,  # our handlers raise gr.Error with readable messages; nothing else leaks
-        css=CSS,
-        ssr_mode=False,
-        mcp_server=False,
-        pwa=False,
-        enable_monitoring=False,
-        footer_links=["gradio", "settings"],
+        **PAGE_OPTIONS,
     )
 
 
