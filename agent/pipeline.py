@@ -207,7 +207,7 @@ class Agent:
             detect_lang(text),
             idx.langs,
             understood=understood,
-            vocabulary=idx.bm25.vocabulary,
+            vocabulary=idx.lexical.vocabulary,
         )
         return text, card, hist, standalone, passages, scored, coverage
 

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from agent.lexical import Lexical
 from agent.views import View, build_inventory
 from knowledge.decode import clean
 from knowledge.errors import IndexMissingError
@@ -44,7 +43,6 @@ class _PersonaIndex:
         self.store = store
         self.persona = persona
         self.lexical = lexical
-        self.bm25: Lexical = lexical  # the name callers used for the lexical side
         self.head = lexical.head
         counts = np.bincount(lexical.langs, minlength=len(lexical.lang_names))
         self.lang_counts = {lexical.lang_names[i]: int(n) for i, n in enumerate(counts) if n}

@@ -69,7 +69,7 @@ def run(home: Path) -> dict[str, Any]:
         got = agent.retriever.retrieve(text, DEPTH, q.persona)
         hybrid.append(first_hit([(r.chunk.source, r.chunk.text) for r in got], q.gold))
         idx = agent.retriever.index(q.persona)
-        top = idx.bm25.top(text, DEPTH)
+        top = idx.lexical.top(text, DEPTH)
         lexical.append(first_hit([(idx.chunks[i].source, idx.chunks[i].text) for i, _ in top], q.gold))
     misses = [q.id for q, r in zip(questions, hybrid, strict=True) if r is None or r > 5]
     return {"hybrid": figures(hybrid), "bm25_only": figures(lexical), "hybrid_misses_at_5": misses}
