@@ -30,6 +30,7 @@ class Scored:
     dense: float  # raw cosine with the question
     lift: float  # cosine above the mean of its language's candidates
     lexical: float  # share of the question's (IDF-weighted) terms it contains
+    view: bool = False  # holds a view sentence the view ranking chose (agent.pipeline.Agent.views_first)
 
 
 class SentenceCache:
@@ -80,7 +81,10 @@ def speech_whole(text: str, spans: Sequence[tuple[int, int]], offset: int = 0) -
 
 def candidate_sentences(passages: Sequence[Retrieved], min_chars: int = 12) -> list[Sentence]:
     """The sentences of ``passages`` (quoted speech kept whole), with file offsets; headings and
-    fragments shorter than ``min_chars`` are left out."""
+    fragments shorter than ``min_chars`` are left out.
+
+    A sentence of a Korean passage that holds any Hangul is Korean, however many English terms it
+    quotes ("Parameter update 없이."): its language is the one the writer wrote the passage in."""
     out: list[Sentence] = []
     for p, r in enumerate(passages):
         c = r.chunk
@@ -88,7 +92,8 @@ def candidate_sentences(passages: Sequence[Retrieved], min_chars: int = 12) -> l
             text = c.text[s - c.start : e - c.start]
             if len(text) < min_chars or text.startswith("#"):
                 continue
-            out.append(Sentence(text=text, start=s, end=e, passage=p, lang=detect_lang(text), position=pos))
+            lang = "ko" if c.lang == "ko" and has_hangul(text) else detect_lang(text)
+            out.append(Sentence(text=text, start=s, end=e, passage=p, lang=lang, position=pos))
     return out
 
 
@@ -210,7 +215,7 @@ def boost_views(
     out = []
     for s in scored:
         has = any((x.start, x.end) in view_offsets for x in s.window.sentences)
-        out.append(Scored(s.window, s.score + (boost if has else 0.0), s.dense, s.lift, s.lexical))
+        out.append(Scored(s.window, s.score + (boost if has else 0.0), s.dense, s.lift, s.lexical, s.view or has))
     return sorted(out, key=lambda x: -x.score)
 
 
@@ -251,19 +256,31 @@ def rerank_views(
                         / total
                     )
             best = max(best, share[x])
-        out.append(Scored(sc.window, sc.score + VIEW_TERMS * best, sc.dense, sc.lift, sc.lexical))
+        out.append(Scored(sc.window, sc.score + VIEW_TERMS * best, sc.dense, sc.lift, sc.lexical, sc.view))
     return sorted(out, key=lambda x: -x.score)
 
 
-def select_spans(scored: Sequence[Scored], question_lang: str, max_passages: int = 2) -> list[Span]:
+def select_spans(
+    scored: Sequence[Scored], question_lang: str, max_passages: int = 2, lead: int | None = None
+) -> list[Span]:
     """At most ``max_passages`` spans, one per passage: the best window, joined with a near-tied
     window of the same passage when only ``GAP`` sentences lie between them (one story, one
     quote), and the best window of each further passage scoring within ``MARGIN`` of the top,
-    in the same language and sharing a term with the question. In the order they were chosen (best first)."""
+    in the same language and sharing a term with the question. In the order they were chosen (best first).
+
+    ``lead``: the passage whose best window opens the answer, whatever other windows score (a view
+    question: the passage the view ranking and the retriever agree on, agent.pipeline). A window's
+    cosine with a paraphrased question is a noisy judge across passages (one sentence like "I
+    don't know either" sits close to many questions); so with a lead, a further passage joins
+    only through a window holding a chosen view (``Scored.view``) within ``MARGIN`` of the lead's."""
     if not scored:
         return []
     top = scored[0].score
     ranked = sorted(scored, key=lambda x: -(x.score + (0.01 if x.window.lang == question_lang else 0.0)))
+    if lead is not None and any(x.window.passage == lead for x in scored):
+        led = [x for x in scored if x.window.passage == lead]
+        top = led[0].score
+        ranked = led + [x for x in ranked if x.window.passage != lead and x.view]
     all_sents: dict[int, list[Sentence]] = {}
     for cand in scored:
         for s in cand.window.sentences:
@@ -276,6 +293,8 @@ def select_spans(scored: Sequence[Scored], question_lang: str, max_passages: int
     order: list[int] = []
     for cand in ranked:
         if cand.score < top - MARGIN:
+            if lead is not None:
+                continue  # the lead's weaker windows come first; a joining passage may follow
             break
         w = cand.window
         if order and w.lang != chosen[order[0]][0].lang:

@@ -214,9 +214,12 @@ class Agent:
     def views_first(
         self, persona: str, question: str, vector: Sequence[float], passages: list[Retrieved], best: int = 2
     ) -> tuple[list[Retrieved], set[tuple[int, int]]]:
-        """The passages with the chunks of the ``best`` views (agent.views) matching ``question``
-        moved or added to the front (the list keeps its length, at least ``best``), and the offsets
-        of those view sentences for the composer to prefer.
+        """``passages`` (the retriever's ranking) plus the chunks of the ``best`` views (agent.views)
+        matching ``question``, re-ranked by reciprocal-rank fusion of the retriever's ranking and
+        the view ranking (a chunk ranks by its best view); and the offsets of the best view of each
+        of the ``best`` leading chunks, for the composer to prefer. The first passage leads a view
+        answer (agent.compose.select_spans). Shapes: ``len(passages) <= len(out) <= len(passages)
+        + best``; offsets are ``(start, end)`` in the source file.
 
         A view is scored as "entry title: sentence" (the title carries the topic a short view
         leaves implicit, "Alignment 문제와 밤샘 논쟁: 이건 기술 문제가 아니야."): cosine lifted
@@ -225,6 +228,8 @@ class Agent:
         use) it holds, where a question term also matches a longer written word it begins
         ("align" -> "alignment")."""
         import numpy as np
+
+        from agent.retrieve import RRF_K
 
         idx = self.retriever.index(persona)
         views = [v for v in idx.views if instruction_like(v.text) is None]
@@ -260,18 +265,46 @@ class Agent:
                 w for t, w in weights.items() if t in terms or (len(t) >= 4 and any(x.startswith(t) for x in terms))
             )
             scores.append(float(sim) - means[v.lang] + VIEW_LEXICAL * hit / total)
-        order = sorted(range(len(views)), key=lambda i: -scores[i])[:best]
-        front: list[Retrieved] = []
-        for i in order:
+        # Each language's views are ranked on their own and the lists interleaved, the question's
+        # language first, as the retriever interleaves its per-language lists (agent.retrieve): a
+        # Korean question about a view both diaries state is led by the Korean entry.
+        qlang = detect_lang(question)
+        per_lang = [
+            sorted((i for i in range(len(views)) if views[i].lang == lang), key=lambda i: -scores[i])
+            for lang in sorted(langs, key=lambda lang: lang != qlang)
+        ]
+        order = [lst[r] for r in range(max(map(len, per_lang))) for lst in per_lang if r < len(lst)]
+        # A chunk's view rank is the rank of its best view; the retriever's rank is its place in
+        # ``passages``. Either ranker alone misplaces the entry a paraphrased question is about (a
+        # hub view like "I don't know either" matches many questions; the retriever misses a view
+        # worded far from the question), so the two are fused by reciprocal rank (Cormack et al.
+        # 2009, agent.retrieve.RRF_K) over the retrieved chunks and the chunks of the ``best`` views.
+        view_rank: dict[str, int] = {}
+        best_view: dict[str, int] = {}
+        for rank, i in enumerate(order):
+            view_rank.setdefault(views[i].chunk_id, rank)
+            best_view.setdefault(views[i].chunk_id, i)
+        candidates = list(passages)
+        for i in order[:best]:
             cid = views[i].chunk_id
             pos = idx.by_id.get(cid)
-            if pos is None or any(r.chunk.id == cid for r in front):
-                continue
-            have = next((r for r in passages if r.chunk.id == cid), None)
-            front.append(have or Retrieved(chunk=idx.chunks[pos], score=scores[i]))
-        ids = {r.chunk.id for r in front}
-        reordered = (front + [r for r in passages if r.chunk.id not in ids])[: max(len(passages), len(front))]
-        return reordered, {(views[i].start, views[i].end) for i in order}
+            if pos is not None and all(r.chunk.id != cid for r in candidates):
+                candidates.append(Retrieved(chunk=idx.chunks[pos], score=scores[i]))
+        unseen = len(candidates)
+        by_view = sorted(range(len(candidates)), key=lambda j: view_rank.get(candidates[j].chunk.id, len(views)))
+        v_rank = {j: r for r, j in enumerate(by_view)}
+        fused = {
+            j: 1.0 / (RRF_K + 1 + (j if j < len(passages) else unseen)) + 1.0 / (RRF_K + 1 + v_rank[j])
+            for j in range(len(candidates))
+        }
+        reordered = [candidates[j] for j in sorted(fused, key=lambda j: (-fused[j], j))]
+        # The composer prefers the best view of each of the ``best`` leading passages.
+        offsets = {
+            (views[i].start, views[i].end)
+            for r in reordered[:best]
+            if (i := best_view.get(r.chunk.id)) is not None
+        }
+        return reordered, offsets
 
     def ask_stream(
         self,

@@ -63,6 +63,17 @@ _VIEW_EN = re.compile(
 # A yes/no question about a general proposition ("Is scaling the road to AGI?", "Is bigger always
 # better?"), not about the writer's past ("Did you...", "Were you...").
 _GENERAL_YN = re.compile(r"^\s*(?:is|are|does|do|can|will|would|could|should)\b(?!\s+you\b)", re.IGNORECASE)
+# A general wh-question in the present or a modal ("What role does an internship play?", "How
+# much time should someone put in?"), as against one about the writer's past ("What caused the NaNs
+# that wrecked your run?", "Which lab hosted you?", "What did the team let you use?").
+_GENERAL_WH = re.compile(r"^\s*(?:what|how|which|where|why)\b", re.IGNORECASE)
+_PAST_EN = re.compile(
+    r"\b(?:did|didn't|was|wasn't|were|weren't|had|ago|yesterday|back then)\b|^\s*(?:what|which)\s+(?:\w+\s+)?\w+ed\b",
+    re.IGNORECASE,
+)
+# Korean: a question closing on a present or future interrogative ending (될까요, 있을까요, 인가요,
+# 건가요, 하나요) asks about a proposition; the past (했나요, 였어요, 쓰셨나요) asks about an event.
+_GENERAL_KO = re.compile(r"(?:까요|가요|나요|까)\s*[?？]*\s*$")
 _VIEW_KO = re.compile(
     r"생각(?:하세요|하시나요|하나요|하십니까|해요|하시는지|하는지|은|이)|어떻게\s*(?:보|생각|느끼)"
     r"|(?:라고|다고|하다고|이라고)\s*(?:보|생각|믿)|보시나요|보세요|보나요|보십니까|의견|견해|입장|관점"
@@ -97,6 +108,7 @@ _NP_END = frozenset(
     who is are was were be been do did does have has had go went come came like""".split()
 )
 _YOU = re.compile(r"\b(?:you|your|yours|yourself)\b", re.IGNORECASE)
+_ASKER = re.compile(r"\b(?:I|my|me)\b")
 _YOU_KO = re.compile(
     r"당신|선생님|교수님|본인|직접|하셨|셨나요|셨어요|세요|시나요|했나요|했어요|했던|했을|하던|였나요|였어요"
 )
@@ -187,11 +199,24 @@ def is_view(question: str, lang: str | None = None) -> bool:
     """True when the question asks for the writer's position rather than an event or a fact."""
     lang = lang or detect_lang(question)
     if lang == "ko":
-        return bool(_VIEW_KO.search(question))
+        if _VIEW_KO.search(question):
+            return True
+        last = question.split()[-1] if question.split() else ""
+        return bool(_GENERAL_KO.search(question)) and not _ko_past(last) and not _YOU_KO.search(question)
     if _VIEW_EN.search(question):
         return True
-    # "Is bigger always better?": a general yes/no question with no "you" in it.
-    return bool(_GENERAL_YN.search(question)) and not _YOU.search(question)
+    if _PAST_EN.search(question):
+        return False
+    # "Is bigger always better?": a general yes/no question; "What role does an internship play in a
+    # PhD?": a general wh-question in the present. Neither about "you" (the writer's own life: "What
+    # went wrong in your run?") nor the asker's ("How do I fix a faucet?").
+    general = _GENERAL_YN.search(question) or _GENERAL_WH.search(question)
+    return bool(general) and not _YOU.search(question) and not _ASKER.search(question)
+
+
+def _ko_past(word: str) -> bool:
+    """A Korean word holding a past-tense syllable: one closing on ㅆ (했, 였, 셨, 갔), but 있 (to be)."""
+    return any(0xAC00 <= ord(ch) <= 0xD7A3 and (ord(ch) - 0xAC00) % 28 == 20 and ch != "있" for ch in word)
 
 
 def is_steer(question: str) -> bool:

@@ -117,3 +117,28 @@ def test_a_view_question_prefers_the_window_whose_view_holds_its_terms() -> None
     assert ranked[0].window is view
     # Without any question term the writings use, the order is the retriever's.
     assert rerank_views(scored, "Is it?", idf, states_view)[0].window is story
+
+
+def test_a_view_questions_lead_passage_opens_the_answer_and_only_a_chosen_view_joins_it() -> None:
+    from agent.compose import select_spans
+
+    lead, hub, other = _chunk("a", TEXT), _chunk("b", OTHER, 500, "Hyperparameters"), _chunk("c", OTHER, 900, "X")
+    lead_s, hub_s, other_s = _sentences(lead, 0), _sentences(hub, 1), _sentences(other, 2)
+    # The hub passage's window outscores the lead's (a sentence close to every question).
+    scored = [
+        _scored(hub_s[:2], 0.085),
+        _scored(other_s[:2], 0.080),
+        _scored(lead_s[-2:], 0.075),
+        _scored(lead_s[:2], 0.040),
+    ]
+    assert [sp.passage for sp in select_spans(scored, "en")] == [1, 2]  # no lead: the best windows
+    assert [sp.passage for sp in select_spans(scored, "en", lead=0)] == [0]  # neither holds a chosen view
+    scored[1] = Scored(scored[1].window, 0.080, 0.8, 0.05, 0.5, view=True)
+    spans = select_spans(scored, "en", lead=0)
+    assert [sp.passage for sp in spans] == [0, 2] and spans[0].end == lead.end
+    # Through the backend: a view question whose windows carry a chosen view is led by passage 0.
+    scored[2] = Scored(scored[2].window, 0.075, 0.8, 0.05, 0.5, view=True)
+    answer = _answer(sorted(scored, key=lambda x: -x.score), [lead, hub, other], kind="view")
+    assert answer.citations[0].title == "First Steps"
+    # A fact question keeps the best window, wherever it is.
+    assert _answer(sorted(scored, key=lambda x: -x.score), [lead, hub, other]).citations[0].title == "Hyperparameters"

@@ -24,6 +24,13 @@ NEWCOMER = (SOURCES / "essay-from-curiosity-to-research.txt").read_text("utf-8")
         "스케일링이 답이라고 생각하세요?",
         "unlearning을 하면 모델이 정말 그 데이터를 잊는다고 보세요?",
         "Neel Nanda의 접근 방식에 대해 어떻게 생각하세요?",
+        # General questions in the present or a modal, with no "you": the writer's position is asked.
+        "What role does peer review play in science?",
+        "How much sleep should a PhD student get?",
+        "Where is the field heading?",
+        "작은 모델로도 충분할까요?",
+        "데이터가 많을수록 좋은 건가요?",
+        "실패한 실험도 의미가 있나요?",
     ],
 )
 def test_opinion_questions_are_views(question: str) -> None:
@@ -37,6 +44,15 @@ def test_opinion_questions_are_views(question: str) -> None:
         "Did you cry when the paper was accepted?",
         "첫 대규모 학습에서 무엇이 잘못됐나요?",
         "How many GPUs did you have?",
+        # The past, the writer's own life, or the asker's own problem: an event or a fact.
+        "What caused the crash of the cluster?",
+        "Which lab hosted the workshop?",
+        "What was the learning rate in 2019?",
+        "What went wrong in your run?",
+        "How do I fix a leaking faucet?",
+        "그 논문은 언제 나왔나요?",
+        "어떤 GPU를 썼나요?",
+        "교수님은 실패를 어떻게 극복하셨나요?",
     ],
 )
 def test_event_questions_are_not_views(question: str) -> None:

@@ -105,7 +105,10 @@ class ExtractiveBackend:
         unaddressed = tuple(getattr(coverage, "unaddressed", ()) or ())
         if kind == "view":
             scored = rerank_views(scored, request.standalone, self._idf(request.persona.id), states_view)
-        spans: list[Span] = select_spans(scored, request.lang, self._max_passages())
+        # A view question's passages come in the order the view ranking settled on (agent.pipeline
+        # Agent.views_first, which marks the windows holding its chosen views): the first leads.
+        lead = 0 if kind == "view" and any(x.view for x in scored) else None
+        spans: list[Span] = select_spans(scored, request.lang, self._max_passages(), lead=lead)
         other = bool(spans) and spans[0].lang != request.lang
         lead = lead_for(kind, request.lang, other, unaddressed)
         yield lead
