@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,10 +81,7 @@ def speech_whole(text: str, spans: Sequence[tuple[int, int]], offset: int = 0) -
 
 def candidate_sentences(passages: Sequence[Retrieved], min_chars: int = 12) -> list[Sentence]:
     """The sentences of ``passages`` (quoted speech kept whole), with file offsets; headings and
-    fragments shorter than ``min_chars`` are left out.
-
-    A sentence of a Korean passage that holds any Hangul is Korean, however many English terms it
-    quotes ("Parameter update 없이."): its language is the one the writer wrote the passage in."""
+    fragments shorter than ``min_chars`` are left out."""
     out: list[Sentence] = []
     for p, r in enumerate(passages):
         c = r.chunk
@@ -92,8 +89,7 @@ def candidate_sentences(passages: Sequence[Retrieved], min_chars: int = 12) -> l
             text = c.text[s - c.start : e - c.start]
             if len(text) < min_chars or text.startswith("#"):
                 continue
-            lang = "ko" if c.lang == "ko" and has_hangul(text) else detect_lang(text)
-            out.append(Sentence(text=text, start=s, end=e, passage=p, lang=lang, position=pos))
+            out.append(Sentence(text=text, start=s, end=e, passage=p, lang=detect_lang(text), position=pos))
     return out
 
 
@@ -261,15 +257,16 @@ def rerank_views(
 
 
 def select_spans(
-    scored: Sequence[Scored], question_lang: str, max_passages: int = 2, lead: int | None = None
+    scored: Sequence[Scored], question_lang: str, max_passages: int = 2, lead: Collection[int] | None = None
 ) -> list[Span]:
     """At most ``max_passages`` spans, one per passage: the best window, joined with a near-tied
     window of the same passage when only ``GAP`` sentences lie between them (one story, one
     quote), and the best window of each further passage scoring within ``MARGIN`` of the top,
     in the same language and sharing a term with the question. In the order they were chosen (best first).
 
-    ``lead``: the passage whose best window opens the answer, whatever other windows score (a view
-    question: the passage the view ranking and the retriever agree on, agent.pipeline). A window's
+    ``lead``: the passages (the chunks of one entry) whose best window opens the answer, whatever
+    other windows score (a view question: the entry the view ranking and the retriever agree on,
+    agent.pipeline), its best window holding a chosen view (``Scored.view``) when one does. A window's
     cosine with a paraphrased question is a noisy judge across passages (one sentence like "I
     don't know either" sits close to many questions); so with a lead, a further passage joins
     only through a window holding a chosen view (``Scored.view``) within ``MARGIN`` of the lead's."""
@@ -277,10 +274,11 @@ def select_spans(
         return []
     top = scored[0].score
     ranked = sorted(scored, key=lambda x: -(x.score + (0.01 if x.window.lang == question_lang else 0.0)))
-    if lead is not None and any(x.window.passage == lead for x in scored):
-        led = [x for x in scored if x.window.passage == lead]
+    if lead and any(x.window.passage in lead for x in scored):
+        # The lead's windows holding its chosen view first: the answer states the view asked for.
+        led = sorted((x for x in scored if x.window.passage in lead), key=lambda x: (not x.view, -x.score))
         top = led[0].score
-        ranked = led + [x for x in ranked if x.window.passage != lead and x.view]
+        ranked = led + [x for x in ranked if x.window.passage not in lead and x.view]
     all_sents: dict[int, list[Sentence]] = {}
     for cand in scored:
         for s in cand.window.sentences:
@@ -293,7 +291,7 @@ def select_spans(
     order: list[int] = []
     for cand in ranked:
         if cand.score < top - MARGIN:
-            if lead is not None:
+            if lead:
                 continue  # the lead's weaker windows come first; a joining passage may follow
             break
         w = cand.window
@@ -315,7 +313,10 @@ def select_spans(
     out = []
     for p in order:
         sents = chosen[p]
-        out.append(Span(passage=p, start=sents[0].start, end=sents[-1].end, lang=sents[0].lang, sentences=tuple(sents)))
+        # The span's language is its text's, not its first sentence's ("Parameter update 없이." opens
+        # a Korean span).
+        lang = detect_lang(" ".join(x.text for x in sents))
+        out.append(Span(passage=p, start=sents[0].start, end=sents[-1].end, lang=lang, sentences=tuple(sents)))
     return out
 
 

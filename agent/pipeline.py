@@ -216,8 +216,8 @@ class Agent:
     ) -> tuple[list[Retrieved], set[tuple[int, int]]]:
         """``passages`` (the retriever's ranking) plus the chunks of the ``best`` views (agent.views)
         matching ``question``, re-ranked by reciprocal-rank fusion of the retriever's ranking and
-        the view ranking (a chunk ranks by its best view); and the offsets of the best view of each
-        of the ``best`` leading chunks, for the composer to prefer. The first passage leads a view
+        the view ranking (a chunk ranks by its best view); and the offsets of the views of the
+        entries of the ``best`` leading chunks, for the composer to prefer. The first passage leads a view
         answer (agent.compose.select_spans). Shapes: ``len(passages) <= len(out) <= len(passages)
         + best``; offsets are ``(start, end)`` in the source file.
 
@@ -280,10 +280,8 @@ class Agent:
         # worded far from the question), so the two are fused by reciprocal rank (Cormack et al.
         # 2009, agent.retrieve.RRF_K) over the retrieved chunks and the chunks of the ``best`` views.
         view_rank: dict[str, int] = {}
-        best_view: dict[str, int] = {}
         for rank, i in enumerate(order):
             view_rank.setdefault(views[i].chunk_id, rank)
-            best_view.setdefault(views[i].chunk_id, i)
         candidates = list(passages)
         for i in order[:best]:
             cid = views[i].chunk_id
@@ -298,12 +296,10 @@ class Agent:
             for j in range(len(candidates))
         }
         reordered = [candidates[j] for j in sorted(fused, key=lambda j: (-fused[j], j))]
-        # The composer prefers the best view of each of the ``best`` leading passages.
-        offsets = {
-            (views[i].start, views[i].end)
-            for r in reordered[:best]
-            if (i := best_view.get(r.chunk.id)) is not None
-        }
+        # The composer prefers windows holding a view of the entries of the ``best`` leading
+        # passages; which of an entry's views is the one asked about is the window scorer's call.
+        leading = {(r.chunk.source, r.chunk.title) for r in reordered[:best]}
+        offsets = {(v.start, v.end) for v in views if (v.source, v.title) in leading}
         return reordered, offsets
 
     def ask_stream(

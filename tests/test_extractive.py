@@ -132,9 +132,9 @@ def test_a_view_questions_lead_passage_opens_the_answer_and_only_a_chosen_view_j
         _scored(lead_s[:2], 0.040),
     ]
     assert [sp.passage for sp in select_spans(scored, "en")] == [1, 2]  # no lead: the best windows
-    assert [sp.passage for sp in select_spans(scored, "en", lead=0)] == [0]  # neither holds a chosen view
+    assert [sp.passage for sp in select_spans(scored, "en", lead={0})] == [0]  # neither holds a chosen view
     scored[1] = Scored(scored[1].window, 0.080, 0.8, 0.05, 0.5, view=True)
-    spans = select_spans(scored, "en", lead=0)
+    spans = select_spans(scored, "en", lead={0})
     assert [sp.passage for sp in spans] == [0, 2] and spans[0].end == lead.end
     # Through the backend: a view question whose windows carry a chosen view is led by passage 0.
     scored[2] = Scored(scored[2].window, 0.075, 0.8, 0.05, 0.5, view=True)

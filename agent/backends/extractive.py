@@ -106,8 +106,13 @@ class ExtractiveBackend:
         if kind == "view":
             scored = rerank_views(scored, request.standalone, self._idf(request.persona.id), states_view)
         # A view question's passages come in the order the view ranking settled on (agent.pipeline
-        # Agent.views_first, which marks the windows holding its chosen views): the first leads.
-        lead = 0 if kind == "view" and any(x.view for x in scored) else None
+        # Agent.views_first, which marks the windows holding its chosen views): the first passage's
+        # entry (all its retrieved chunks) leads.
+        lead: set[int] | None = None
+        if kind == "view" and any(x.view for x in scored) and request.passages:
+            first = request.passages[0].chunk
+            entry = (first.source, first.title)
+            lead = {i for i, r in enumerate(request.passages) if (r.chunk.source, r.chunk.title) == entry}
         spans: list[Span] = select_spans(scored, request.lang, self._max_passages(), lead=lead)
         other = bool(spans) and spans[0].lang != request.lang
         lead = lead_for(kind, request.lang, other, unaddressed)
