@@ -27,6 +27,7 @@ from agent.backends import AnswerRequest
 from agent.personas import PersonaCard
 from agent.reasoning import ReasoningFilter, reasoning_model, strip_reasoning
 from agent.verify import EchoGuard, Judge, QuoteFinder, Verified, get_judge, verify
+from agent.voice import self_names
 from knowledge.config import Settings
 from knowledge.errors import BackendError
 from knowledge.text import count_tokens, detect_lang, lexical_tokens
@@ -387,6 +388,7 @@ class LLMBackend:
             protected=prompt.system if not echoed else "",
             refusal=message("refusal", lang),
             quotes=QuoteFinder(self._embed()),
+            names=self_names(request.persona.name),
         )
         final_text, abstained = result.text, False
         if echoed or result.echo:

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from agent.citations import MARKER, cite, locate
+from agent.voice import to_first_person
 from knowledge.text import detect_lang, lexical_tokens, split_sentences
 from knowledge.types import Chunk, Citation, SentenceSupport
 
@@ -296,6 +297,7 @@ def verify(
     protected: str = "",
     refusal: str = "",
     quotes: QuoteFinder | None = None,
+    names: tuple[str, ...] = (),
 ) -> Verified:
     """Check an LLM answer against the passages it was given (numbered from 1).
 
@@ -308,6 +310,9 @@ def verify(
     - Unsupported sentences lose their markers and are listed; ``strict`` removes them.
     - ``complete=False`` (the stream broke): the unfinished last sentence is dropped.
     - An answer that echoes ``protected`` (the system prompt) becomes ``refusal``.
+    - ``names``: how the writings name the writer ("Raj"); the judge reads the passages with them
+      in the first person (agent.voice.to_first_person), as the persona restates them ("Raj
+      paused." backs "I paused."). Quotes keep the original words.
     """
     quotes = quotes or QuoteFinder()
     if protected and echoes(answer, protected, [c.text for c in passages]):
@@ -317,7 +322,7 @@ def verify(
     if not complete and sentences and not _COMPLETE.search(answer):
         fragment = sentences.pop().body
     k = len(passages)
-    texts = [c.text for c in passages]
+    texts = [to_first_person(c.text, names) if names else c.text for c in passages]
     invalid: list[int] = []
     numbering: dict[tuple[str, int, int], Citation] = {}
     parts: list[str] = []

@@ -51,6 +51,15 @@ _KO_PARTICLES = (
 )
 
 
+def self_names(name: str) -> tuple[str, ...]:
+    """How the writings may name the writer: the card's name when it is a person's ("Raj"), not a
+    role ("The Diarist")."""
+    first = name.split()[0] if name.split() else ""
+    if not first or first.lower() in {"the", "a", "an"}:
+        return ()
+    return (first,)
+
+
 def _speech_mask(text: str) -> list[bool]:
     """True at each character inside double-quoted speech (quote marks included)."""
     mask = [False] * len(text)

@@ -200,9 +200,11 @@ def score_item(
     """The per-question record: what was retrieved, said and cited, each sentence's verdicts, and
     the ``scores`` that evals.metrics.summarize aggregates.
 
-    ``names``: how the writings name the writer (third-person self-references are counted).
+    ``names``: how the writings name the writer (third-person self-references are counted, and the
+    judge reads cited passages with them in the first person).
     ``entry_of(source, offset)``: the title of the indexed entry holding that offset (stance
     agreement compares the cited entries with the view's)."""
+    from agent.voice import to_first_person
     from evals import metrics as m
     from knowledge.text import detect_lang
 
@@ -216,10 +218,14 @@ def score_item(
     by_n = {c.n: c for c in answer.citations}
 
     def passage_of(n: int) -> str | None:
+        """The cited passage as the judge reads it: with the writer's third-person self-references
+        in the first person (agent.voice), as an answer in the writer's voice restates them ("Raj
+        paused." -> "I paused."); the citation itself keeps the original words."""
         c = by_n.get(n)
         if c is None:
             return None
-        return chunk_text.get(c.chunk_id) or lookup(c.chunk_id)
+        t = chunk_text.get(c.chunk_id) or lookup(c.chunk_id)
+        return to_first_person(t, tuple(names)) if t and names else t
 
     sentences = m.split_answer(text)
     support = _Support(judge, str(row["question"]))
@@ -604,7 +610,7 @@ def run_eval(
         return find
 
     def names_of(pid: str) -> tuple[str, ...]:
-        from agent.backends.extractive import self_names
+        from agent.voice import self_names
 
         return self_names(get_persona(pid, agent.settings).name)
 
@@ -820,6 +826,8 @@ def burrows_delta(agent: Any, items: Sequence[Mapping[str, Any]], vocab: int = 5
         margins = [v["margin"] for v in per.values() if v["margin"] is not None]
         out[backend] = {"personas": per, "mean_margin": sum(margins) / len(margins) if margins else None}
     return out, ""
+
+
 def judge_comparison(llm_judge: Any, checker: Any, limit: int, progress: bool = False) -> dict[str, Any]:
     """The LLM judge and the offline checker on the same labelled examples: ``limit`` rows of
     evals/datasets/checker_ko.jsonl taken at an even stride (both subsets, both labels)."""

@@ -216,3 +216,53 @@ def test_judge_without_a_configured_model_is_an_error(monkeypatch: pytest.Monkey
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     assert main(["eval", "--judge", "--limit", "1"]) == 2
     assert "OPENAI_BASE_URL" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("source", "quote", "said"),
+    [
+        (
+            "Last week, a PhD student asked a question. Raj paused. After ten years, he did not know.",
+            "Raj paused.",
+            "I paused.",
+        ),
+        (
+            "지난주, 박사과정 학생이 물었다. Raj는 멈췄다. 10년 넘게 연구했지만, 답을 몰랐다.",
+            "Raj는 멈췄다.",
+            "나는 멈췄다.",
+        ),
+    ],
+)
+def test_the_writers_own_words_in_the_first_person_are_supported_by_the_third_person_source(
+    source: str, quote: str, said: str
+) -> None:
+    """The answer says "I paused." where the diary says "Raj paused." (agent.voice): the real checker
+    judges it against the passage read in the writer's voice; without the writer's name it cannot."""
+    from evals.judges import CheckerJudge
+
+    start = source.index(quote)
+    answer = Answer(
+        text=f"Here is what I wrote: {said} [1]",
+        citations=[Citation(1, "diary.txt", "Title", quote, start, start + len(quote), "c1")],
+        abstained=False,
+        persona="raj",
+        backend="test",
+    )
+    row = {"id": "t", "kind": "fact", "question": "What did you do?", "gold": [], "key_facts": [], "answer_lang": "en"}
+    judge = CheckerJudge()
+
+    def supported(names: tuple[str, ...]) -> int:
+        rec = run.score_item(
+            row,
+            answer,
+            [Retrieved(_chunk("c1", source), 1.0)],
+            read=lambda s: source,
+            corpus=source,
+            judge=judge,
+            names=names,
+        )
+        assert rec["scores"]["claims"] == 1
+        return int(rec["scores"]["supported_claims"])
+
+    assert supported(("Raj",)) == 1
+    assert supported(()) == 0

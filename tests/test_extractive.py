@@ -6,10 +6,11 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from agent.backends import AnswerRequest
-from agent.backends.extractive import ExtractiveBackend, lead_for, outside_speech, self_names
+from agent.backends.extractive import ExtractiveBackend, lead_for, outside_speech
 from agent.compose import Scored, Sentence, Window, speech_whole
 from agent.coverage import Coverage
 from agent.personas import get_persona
+from agent.voice import self_names
 from knowledge.text import split_sentences
 from knowledge.types import Answer, Chunk, Retrieved
 

@@ -18,8 +18,15 @@ def _entry(text: str, source: str, first: str, last: str, n: int) -> Chunk:
     start = text.index(first)
     end = text.index(last, start) + len(last)
     return Chunk(
-        id=f"c{n}", persona="raj", source=source, title=f"entry {n}", start=start, end=end,
-        text=text[start:end], lang="ko" if source.endswith("ko.txt") else "en", content_hash=f"h{n}",
+        id=f"c{n}",
+        persona="raj",
+        source=source,
+        title=f"entry {n}",
+        start=start,
+        end=end,
+        text=text[start:end],
+        lang="ko" if source.endswith("ko.txt") else "en",
+        content_hash=f"h{n}",
     )
 
 
@@ -131,7 +138,7 @@ def test_echo_of_a_passage_is_not_a_leak() -> None:
 
 
 def test_markup_and_images_are_removed() -> None:
-    answer = '<img src=x onerror=alert(1)>It was a gradient clipping bug [1]. ![x](http://evil.example/?q=1)'
+    answer = "<img src=x onerror=alert(1)>It was a gradient clipping bug [1]. ![x](http://evil.example/?q=1)"
     result = v.verify(answer, PASSAGES, KeywordJudge())
     assert "<img" not in result.text and "evil.example" not in result.text
 
@@ -189,3 +196,27 @@ def test_get_judge_is_the_checker_with_a_fallback(monkeypatch: Any) -> None:
 
     monkeypatch.setattr(agent.checker, "get_checker", broken)
     assert isinstance(v.get_judge(), v.LexicalEmbeddingJudge)
+
+
+@pytest.mark.parametrize(
+    ("chunk", "answer"),
+    [
+        (
+            _entry(KO, "raj-diary.ko.txt", "2019년, 첫 대규모", "실패는 학습의 일부라는 것을.", 5),
+            "나는 패닉에 빠졌다 [1].",
+        ),
+        (_entry(EN, "raj-diary.en.txt", "In 2017", "failure is part of learning.", 6), "I learned [1]."),
+    ],
+)
+def test_a_first_person_restatement_of_the_writers_third_person_words_is_supported(chunk: Chunk, answer: str) -> None:
+    """The diary says "Raj는 패닉에 빠졌다." / "Raj learned"; the persona says "나는 패닉에 빠졌다." /
+    "I learned". The real checker backs it when it reads the passage in the writer's voice
+    (``names``), not otherwise; the quote stays the diary's own words."""
+    from agent.checker import get_checker
+
+    judge = v.CheckerJudge(get_checker(), v.LexicalEmbeddingJudge())
+    plain = v.verify(answer, [chunk], judge)
+    voiced = v.verify(answer, [chunk], judge, names=("Raj",))
+    assert plain.unsupported and not voiced.unsupported
+    _assert_resolves(voiced)
+    assert "Raj" in voiced.citations[0].quote

@@ -16,7 +16,7 @@ from agent.backends import AnswerRequest
 from agent.citations import cite
 from agent.compose import Scored, Span, rerank_views, select_spans
 from agent.views import states_view
-from agent.voice import to_first_person
+from agent.voice import self_names, to_first_person
 from knowledge.types import Answer, Chunk, Citation, SentenceSupport
 
 LEADS = {
@@ -68,15 +68,6 @@ def outside_speech(chunk: Chunk, start: int, end: int) -> tuple[int, int]:
         if closing:
             b = min(closing) + 1
     return a + chunk.start, b + chunk.start
-
-
-def self_names(name: str) -> tuple[str, ...]:
-    """How the writings may name the writer: the card's name when it is a person's ("Raj"), not a
-    role ("The Diarist")."""
-    first = name.split()[0] if name.split() else ""
-    if not first or first.lower() in {"the", "a", "an"}:
-        return ()
-    return (first,)
 
 
 class ExtractiveBackend:
