@@ -258,13 +258,19 @@ class Agent:
         # (agent.question), and would otherwise drown the terms a view can match.
         weights = {t: idf[t] for t in set(lexical_tokens(question)) if t in idf}
         total = sum(weights.values()) or 1.0
-        scores = []
-        for v, text, sim in zip(views, texts, sims, strict=True):
+
+        def share(text: str) -> float:
             terms = set(lexical_tokens(text))
             hit = sum(
                 w for t, w in weights.items() if t in terms or (len(t) >= 4 and any(x.startswith(t) for x in terms))
             )
-            scores.append(float(sim) - means[v.lang] + VIEW_LEXICAL * hit / total)
+            return hit / total
+
+        lifted = [float(sim) - means[v.lang] for v, sim in zip(views, sims, strict=True)]
+        scores = [x + VIEW_LEXICAL * share(text) for x, text in zip(lifted, texts, strict=True)]
+        # The question's terms in the view sentence itself (not its entry's title): "Is scaling the
+        # road to superintelligence?" -> "Scaling might not be the answer."
+        own = [share(v.text) for v in views]
         # Each language's views are ranked on their own and the lists interleaved, the question's
         # language first, as the retriever interleaves its per-language lists (agent.retrieve): a
         # Korean question about a view both diaries state is led by the Korean entry.
@@ -295,11 +301,30 @@ class Agent:
             j: 1.0 / (RRF_K + 1 + (j if j < len(passages) else unseen)) + 1.0 / (RRF_K + 1 + v_rank[j])
             for j in range(len(candidates))
         }
+        # A third ranker: the chunks whose own view sentences hold the question's terms, by that
+        # share; a chunk holding none is not ranked by it (a paraphrase shares no term at all).
+        held: dict[str, float] = {}
+        for v, x in zip(views, own, strict=True):
+            if x > 0:
+                held[v.chunk_id] = max(held.get(v.chunk_id, 0.0), x)
+        by_terms = sorted(
+            (j for j in range(len(candidates)) if candidates[j].chunk.id in held),
+            key=lambda j: -held[candidates[j].chunk.id],
+        )
+        for r, j in enumerate(by_terms):
+            fused[j] += 1.0 / (RRF_K + 1 + r)
         reordered = [candidates[j] for j in sorted(fused, key=lambda j: (-fused[j], j))]
-        # The composer prefers windows holding a view of the entries of the ``best`` leading
-        # passages; which of an entry's views is the one asked about is the window scorer's call.
-        leading = {(r.chunk.source, r.chunk.title) for r in reordered[:best]}
-        offsets = {(v.start, v.end) for v in views if (v.source, v.title) in leading}
+        # The composer prefers the windows holding the best view (by the view score) of each of
+        # the entries of the ``best`` leading passages: the sentence where the writer states the
+        # view asked about, wherever in its entry it sits.
+        offsets: set[tuple[int, int]] = set()
+        for entry in dict.fromkeys((r.chunk.source, r.chunk.title) for r in reordered[:best]):
+            mine = [i for i, v in enumerate(views) if (v.source, v.title) == entry]
+            if mine:
+                # Within an entry the title adds the same terms to every view: the view score with
+                # the sentence's own terms in place of its title's.
+                top = max(mine, key=lambda i: lifted[i] + VIEW_LEXICAL * own[i])
+                offsets.add((views[top].start, views[top].end))
         return reordered, offsets
 
     def ask_stream(

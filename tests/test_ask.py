@@ -32,6 +32,22 @@ def test_view_question_naming_an_unwritten_topic_is_answered_with_the_nearest_vi
     assert answer.text.startswith("I haven't written about RLHF directly")
 
 
+@pytest.mark.parametrize(
+    ("persona", "question", "entry", "view"),
+    [
+        # The rows: the entry that states the view leads, and its view sentence is quoted.
+        ("raj", "Is scaling up models the road to superintelligence?", "The Weekend My Hyperparameter", "might not be"),
+        ("raj", "스케일링에 대해 어떻게 생각하세요?", "스케일링 법칙의 한계", "답이 아닐 수도"),
+    ],
+)
+def test_a_view_question_is_answered_from_the_entry_that_states_the_view(
+    agent: Any, persona: str, question: str, entry: str, view: str
+) -> None:
+    answer = agent.ask(question, persona=persona, backend="extractive")
+    assert not answer.abstained and answer.citations[0].title.startswith(entry)
+    assert view in answer.citations[0].quote
+
+
 def test_a_premise_about_the_writers_life_is_not_played_along_with(agent: Any) -> None:
     answer = agent.ask("What did you learn during your internship?", persona="newcomer", backend="extractive")
     assert answer.abstained and "internship" in answer.text and not answer.citations
