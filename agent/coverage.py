@@ -18,7 +18,7 @@ from agent.question import Question, understand
 from knowledge.text import lexical_tokens
 
 CALIBRATION = Path(__file__).with_name("abstain.json")
-FEATURES = ("best_dense", "top3_lift", "best_lexical", "cross", "unknown_share", "view")
+FEATURES = ("best_dense", "top3_lift", "best_lexical", "cross", "unknown_share", "view", "cohort_margin")
 
 
 @dataclass(frozen=True)
@@ -50,20 +50,29 @@ def features(
     question: str = "",
     vocabulary: frozenset[str] | set[str] | None = None,
     is_view: bool = False,
+    own_best: dict[str, float] | None = None,
+    cohort_best: dict[str, float] | None = None,
 ) -> dict[str, float]:
     """Signals of coverage. ``cross`` marks a question the writings can only answer in another
     language: cosines across languages run lower for the same relevance, so the rule must know.
     ``unknown_share``: the share of the question's content words the writings never use (0 when
     the question is in another language than the writings, or no ``vocabulary`` is given).
-    ``view``: 1 for a view question (agent.question), whose opinion frame matches nothing."""
+    ``view``: 1 for a view question (agent.question), whose opinion frame matches nothing.
+    ``cohort_margin`` (cosine units): :func:`cohort_margin` of ``own_best`` and ``cohort_best``."""
     cross = 0.0 if question_lang in persona_langs else 1.0
+    margin = cohort_margin(own_best or {}, cohort_best or {})
     unknown = 0.0
     if vocabulary is not None and question and not cross:
         words = [t for t in lexical_tokens(question) if t not in _FRAME]
         if words:
             unknown = sum(1 for t in words if t not in vocabulary) / len(words)
     if not scored:
-        return {name: 0.0 for name in FEATURES} | {"cross": cross, "unknown_share": unknown, "view": float(is_view)}
+        return {name: 0.0 for name in FEATURES} | {
+            "cross": cross,
+            "unknown_share": unknown,
+            "view": float(is_view),
+            "cohort_margin": margin,
+        }
     by_lift = sorted((s.lift for s in scored), reverse=True)
     return {
         "best_dense": max(s.dense for s in scored),
@@ -72,7 +81,25 @@ def features(
         "cross": cross,
         "unknown_share": unknown,
         "view": float(is_view),
+        "cohort_margin": margin,
     }
+
+
+def cohort_margin(own_best: dict[str, float], cohort_best: dict[str, float]) -> float:
+    """How much better this persona's writings match the question than the other personas' do:
+    for each chunk language both sides have, this persona's best cosine less the best cosine of
+    any other persona's chunk in that language; the largest of these (cosine units, about
+    -0.1..0.1 with the bundled embedder). 0.0 when no other persona shares a language.
+
+    Cohort normalisation, as in speaker verification's cohort/T-norm scoring (Auckenthaler et al.
+    2000, "Score normalization for text-independent speaker verification systems"): a raw cosine
+    says little on its own (every question sits near 0.83-0.88 to every chunk with the offline
+    embedder), but a question another persona's writings answer better is another persona's
+    subject. Comparing within one chunk language keeps the embedder's same-language preference
+    out of it: an English question to Korean notes is weighed against other Korean chunks.
+    ``own_best`` / ``cohort_best``: {lang: best cosine}, as ``HybridRetriever.best_cosines``."""
+    margins = [own_best[lang] - cohort_best[lang] for lang in own_best if lang in cohort_best]
+    return max(margins) if margins else 0.0
 
 
 def probability(feats: dict[str, float]) -> float:
@@ -128,17 +155,21 @@ def assess(
     persona_langs: tuple[str, ...] = (),
     understood: Question | None = None,
     vocabulary: frozenset[str] | set[str] | None = None,
+    own_best: dict[str, float] | None = None,
+    cohort_best: dict[str, float] | None = None,
 ) -> Coverage:
     """Whether to answer: a premise, outside or off-topic question abstains; a view question
     naming a topic the writings lack is answered from the nearest stated view when the calibrated
-    relevance rule says the retrieved passages address it."""
+    relevance rule says the retrieved passages address it. ``own_best`` / ``cohort_best``: the
+    best chunk cosine per language of this persona and of the other indexed personas
+    (:func:`cohort_margin`); without them the margin is 0."""
     q = understood or understand(question, corpus_text, persona_langs or (question_lang,))
     # The names the writings lack are the question kind's business (a premise, an outside subject,
     # a view's unaddressed topic): the unknown-word share reads the rest of the question.
     rest = q.text
     for term in q.foreign:
         rest = rest.replace(term, " ")
-    feats = features(scored, question_lang, persona_langs, rest, vocabulary, q.kind == "view")
+    feats = features(scored, question_lang, persona_langs, rest, vocabulary, q.kind == "view", own_best, cohort_best)
     p = probability(feats)
     if q.kind in ("premise", "outside"):
         blocked = q.premise or q.foreign

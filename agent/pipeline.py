@@ -13,12 +13,12 @@ from typing import Any
 from agent.backends import AnswerRequest, get_backend, resolve_name
 from agent.compose import SentenceCache, boost_views, candidate_sentences, score_windows, windows
 from agent.coverage import Coverage, abstain_text, assess
-from agent.personas import DEFAULT_PERSONA, PersonaCard, get_persona
+from agent.personas import DEFAULT_PERSONA, PersonaCard, get_persona, list_personas
 from agent.question import understand
 from agent.reasoning import strip_reasoning
 from knowledge.config import Settings
 from knowledge.decode import clean
-from knowledge.errors import InputError
+from knowledge.errors import IndexMissingError, InputError
 from knowledge.scan import instruction_like
 from knowledge.text import count_tokens, detect_lang, lexical_tokens
 from knowledge.types import Answer, Retrieved
@@ -208,8 +208,26 @@ class Agent:
             idx.langs,
             understood=understood,
             vocabulary=idx.lexical.vocabulary,
+            own_best=self.retriever.best_cosines(card.id, vector),
+            cohort_best=self.cohort_best(card.id, vector),
         )
         return text, card, hist, standalone, passages, scored, coverage
+
+    def cohort_best(self, persona: str, vector: Sequence[float]) -> dict[str, float]:
+        """Per chunk language, the highest cosine between ``vector`` and any *other* indexed
+        persona's chunks ({"en": 0.87, "ko": 0.85}; empty when no other persona is indexed): the
+        cohort the coverage rule compares this persona's best passage against (agent.coverage)."""
+        best: dict[str, float] = {}
+        for other in list_personas(self.settings):
+            if other.id == persona:
+                continue
+            try:
+                sims = self.retriever.best_cosines(other.id, vector)
+            except IndexMissingError:  # a persona with a card but nothing ingested yet
+                continue
+            for lang, sim in sims.items():
+                best[lang] = max(sim, best.get(lang, -1.0))
+        return best
 
     def views_first(
         self, persona: str, question: str, vector: Sequence[float], passages: list[Retrieved], best: int = 2

@@ -203,6 +203,19 @@ class HybridRetriever:
                 break
         return out
 
+    def best_cosines(self, persona: str, vector: Sequence[float]) -> dict[str, float]:
+        """The highest cosine between ``vector`` and the persona's visible chunks, per chunk
+        language ({"en": 0.86, "ko": 0.84}); the same dense search ``retrieve`` makes.
+
+        Raises IndexMissingError when the persona has no index."""
+        idx = self.index(persona)
+        best: dict[str, float] = {}
+        for key, hits in self._dense(persona, idx, vector).items():
+            lang = key if key is not None else idx.langs[0]
+            if hits:
+                best[lang] = max(sim for _, sim in hits)
+        return best
+
     def _dense(
         self, persona: str, idx: _PersonaIndex, vector: Sequence[float]
     ) -> dict[str | None, list[tuple[int, float]]]:

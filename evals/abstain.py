@@ -55,7 +55,12 @@ def best_threshold(p: np.ndarray, y: np.ndarray) -> float:
 
 
 def calibrate(agent: Any, dataset: Path = DATASET, out: Path = CALIBRATION) -> dict[str, Any]:
+    from evals.run import ensure_eval_personas
+
     rows = [json.loads(line) for line in dataset.read_text("utf-8").splitlines() if line.strip()]
+    # The rows may ask the gold set's small user personas (evals/datasets/personas/): ingested as
+    # `persona eval` does, so the rule is fitted against the same set of indexed personas.
+    ensure_eval_personas(agent, {row["persona"] for row in rows})
     x, y = collect(agent, rows)
     w, b = fit_logistic(x, y)
     p = 1 / (1 + np.exp(-(x @ w + b)))

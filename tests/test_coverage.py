@@ -1,0 +1,90 @@
+"""Coverage (agent.coverage): the cohort margin, the fitted abstention rule and its calibration data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.compose import Scored
+from agent.coverage import FEATURES, _calibration, assess, cohort_margin, features
+
+DATASETS = Path(__file__).resolve().parents[1] / "evals" / "datasets"
+
+
+def test_cohort_margin_compares_within_one_chunk_language() -> None:
+    # Korean-only notes against an English-only cohort: nothing to compare, so no penalty.
+    assert cohort_margin({"ko": 0.84}, {"en": 0.90}) == 0.0
+    # The Korean chunks of the cohort are the ones a Korean-only persona is weighed against.
+    assert cohort_margin({"ko": 0.84}, {"en": 0.90, "ko": 0.86}) == pytest.approx(-0.02)
+    # A bilingual persona keeps its better language.
+    assert cohort_margin({"en": 0.85, "ko": 0.88}, {"en": 0.87, "ko": 0.86}) == pytest.approx(0.02)
+    assert cohort_margin({}, {}) == 0.0
+
+
+def test_features_carry_the_cohort_margin_with_or_without_passages() -> None:
+    assert features([], "en", ("en",), own_best={"en": 0.8}, cohort_best={"en": 0.9})["cohort_margin"] == pytest.approx(
+        -0.1
+    )
+    assert set(features([], "en", ("en",))) == set(FEATURES)
+
+
+def test_the_fitted_rule_knows_every_feature() -> None:
+    """A feature added to FEATURES without refitting agent/abstain.json would weigh nothing."""
+    weights = _calibration()["weights"]
+    assert isinstance(weights, dict)
+    assert set(weights) == set(FEATURES)
+
+
+def _scored(dense: float, lift: float, lexical: float) -> list[Scored]:
+    return [Scored(window=None, score=dense, dense=dense, lift=lift, lexical=lexical)]  # type: ignore[arg-type]
+
+
+def test_another_personas_subject_is_refused_where_the_own_one_is_answered() -> None:
+    """Same passages, same question: only the cohort differs. Better matched by another persona's
+    writings (margin -0.05) it abstains; better matched by its own (margin +0.03) it answers."""
+    question = "What did you learn from that run?"
+    corpus = "I learned a lot from that training run."
+    scored = _scored(0.86, 0.035, 0.3)
+    mine = assess(question, scored, corpus, "en", ("en",), own_best={"en": 0.88}, cohort_best={"en": 0.85})
+    theirs = assess(question, scored, corpus, "en", ("en",), own_best={"en": 0.85}, cohort_best={"en": 0.90})
+    assert mine.covered and not theirs.covered
+    assert theirs.probability < mine.probability
+
+
+def _rows(name: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (DATASETS / name).read_text("utf-8").splitlines() if line.strip()]
+
+
+def test_calibration_questions_are_not_gold_or_stance_questions() -> None:
+    """The rule is fitted on abstain_calibration.jsonl and reported on the gold set and the stance
+    inventory: a question in both would tune the threshold on the data that reports it."""
+    reported = {r["question"].strip().lower() for r in _rows("persona_qa.jsonl")}
+    reported |= {q.strip().lower() for r in _rows("stances.jsonl") for q in r["questions"].values()}
+    shared = [r["question"] for r in _rows("abstain_calibration.jsonl") if r["question"].strip().lower() in reported]
+    assert shared == []
+
+
+def test_calibration_set_covers_what_the_rule_must_tell_apart() -> None:
+    rows = _rows("abstain_calibration.jsonl")
+    personas = {r["persona"] for r in rows}
+    assert {"raj", "diarist", "intern", "newcomer", "eval-minji"} <= personas
+    for pid in personas:
+        labels = {r["covered"] for r in rows if r["persona"] == pid}
+        assert labels == {True, False}, pid
+    hangul = [r for r in rows if any("\uac00" <= ch <= "\ud7a3" for ch in r["question"])]
+    assert {r["covered"] for r in hangul} == {True, False}
+
+
+def test_cohort_of_a_persona_excludes_it_and_covers_the_others(agent: Any) -> None:
+    vector = agent.embedder.embed_query("How did reviewers react to the emergent capabilities paper?")
+    cohort = agent.cohort_best("newcomer", vector)
+    raj = agent.retriever.best_cosines("raj", vector)
+    assert set(cohort) == {"en", "ko"}  # raj's Korean diary is in the cohort
+    assert cohort["en"] >= raj["en"] and cohort["ko"] >= raj["ko"]
+    own = agent.retriever.best_cosines("newcomer", vector)
+    # Raj's subject: his writings match it better than the newcomer's do.
+    assert cohort_margin(own, cohort) < 0
+    assert cohort_margin(raj, agent.cohort_best("raj", vector)) > 0
