@@ -90,8 +90,9 @@ def normalize_history(history: Sequence[Any] | None, limit: int = 8) -> list[dic
             user, bot = item
             if isinstance(user, str) and user.strip():
                 out.append({"role": "user", "content": user})
-            if isinstance(bot, str) and strip_reasoning(bot).strip():
-                out.append({"role": "assistant", "content": strip_reasoning(bot)})
+            said = strip_reasoning(bot) if isinstance(bot, str) else ""
+            if said.strip():
+                out.append({"role": "assistant", "content": said})
     return out[-limit:]
 
 
@@ -170,7 +171,7 @@ class Agent:
         """The persona's writings as one text (titles and chunks, normalised as the question is: a
         name saved in NFD or with a zero-width space still counts as written); built once per
         index and kept with it (agent.retrieve), so an ask does not rebuild it."""
-        return str(self.retriever.index(persona).corpus_text)
+        return self.retriever.index(persona).corpus_text
 
     def idf(self, persona: str) -> dict[str, float]:
         """BM25 idf of every term of the persona's index; built once per index and kept with it."""
