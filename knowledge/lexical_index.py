@@ -106,9 +106,15 @@ class LexicalIndex:
         langs: Sequence[str],
         text_of: Callable[[list[str]], dict[str, str]],
         previous: LexicalIndex | None = None,
+        tokens_of: Callable[[str], Sequence[str] | None] | None = None,
     ) -> LexicalIndex:
         """The index of ``ids`` (rows in that order, ``langs`` theirs), re-tokenising only the ids
-        ``previous`` does not hold; ``text_of(ids) -> {id: text}`` supplies the text of the others."""
+        ``previous`` does not hold; ``text_of(ids) -> {id: text}`` supplies the text of the others.
+
+        ``tokens_of(id)``, if given, may return an id's tokens (``lexical_tokens`` of its text) from
+        elsewhere, or None to have its text tokenised here; only benchmarks.synth uses it, for
+        fillers whose tokens it assembles from pre-tokenised sentences.
+        """
         bm25s = _bm25s()
 
         terms: list[str] = list(previous.terms) if previous is not None else []
@@ -117,7 +123,16 @@ class LexicalIndex:
         if previous is not None:
             old_row = {bytes(c): r for r, c in enumerate(previous.ids)}
         keys = [i.encode("ascii") for i in ids]
-        missing = [i for i, k in zip(ids, keys, strict=True) if k not in old_row]
+        given: dict[str, Sequence[str]] = {}
+        missing = []
+        for i, k in zip(ids, keys, strict=True):
+            if k in old_row:
+                continue
+            got = tokens_of(i) if tokens_of is not None else None
+            if got is None:
+                missing.append(i)
+            else:
+                given[i] = got
         texts = text_of(missing) if missing else {}
         docs: list[np.ndarray] = []
         for cid, key in zip(ids, keys, strict=True):
@@ -126,7 +141,8 @@ class LexicalIndex:
                 docs.append(previous.tok[previous.ptr[row] : previous.ptr[row + 1]])
                 continue
             toks = []
-            for t in lexical_tokens(texts[cid]):
+            seq = given.pop(cid, None)
+            for t in seq if seq is not None else lexical_tokens(texts[cid]):
                 j = term_id.get(t)
                 if j is None:
                     j = term_id[t] = len(terms)

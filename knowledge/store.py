@@ -310,6 +310,22 @@ class Store:
                 return hits[:k]
             n = min(total, n * 4)
 
+    def warm(self, persona: str, n: int = 80) -> bool:
+        """Make the next search of ``persona``'s collection as fast as the ones after it: read one
+        stored vector and search the collection with it for ``n`` ids, so Chroma opens the
+        collection's vector index (the HNSW files of an embedded store, the segment of a server's)
+        and SQLite reads the pages a search touches. Nothing is returned or kept on our side.
+
+        Returns False when the collection holds no vector yet. Raises StoreError as every read does.
+        """
+        col = self._collection(persona)
+        got = self._call(col.get, limit=1, include=["embeddings"])
+        rows = got.get("embeddings")
+        if rows is None or len(rows) == 0:
+            return False
+        self._call(col.query, query_embeddings=[list(rows[0])], n_results=max(1, n), include=["distances"])
+        return True
+
     def nearest(
         self, persona: str, vector: Sequence[float], n: int, lang: str | None = None
     ) -> list[tuple[str, float]]:

@@ -112,10 +112,11 @@ _ACRONYM_PLURAL = re.compile(r"(?:[b-df-hj-np-tv-xz0-9]{2,}|[a-z]{1,2}u)s")
 def kiwi() -> Kiwi:
     """The process-wide ``kiwipiepy.Kiwi`` analyser, built on first use (thread-safe).
 
-    Building it loads the bundled model of ``kiwipiepy-model``: 2.3-4.2 s and 276 MB of resident
-    memory on the shared 2-core dev machine (`python -m benchmarks.text_tokens`), so it is deferred
-    until Korean text is met. Analysis costs about 41 ms per 1,000 Korean input tokens (the old
-    particle stripper: 1.7 ms); ``morphemes`` caches per text.
+    Building it loads the bundled model of ``kiwipiepy-model`` (2.3-4.2 s and 276 MB of resident
+    memory on the shared 2-core dev machine, `python -m benchmarks.text_tokens`, before the
+    multi-word dictionary was left out), so it is deferred until Korean text is met. Analysis costs
+    about 41 ms per 1,000 Korean input tokens (the old particle stripper: 1.7 ms); ``morphemes``
+    caches per text.
     """
     global _kiwi
     if _kiwi is None:
@@ -123,7 +124,11 @@ def kiwi() -> Kiwi:
             if _kiwi is None:
                 from kiwipiepy import Kiwi
 
-                _kiwi = Kiwi()
+                # Without the multi-word dictionary (multi.dict, named multi-word expressions as one
+                # morpheme): building it made the load plus first analysis 9-10 s instead of 4 s under
+                # load (2 cores, load average 6), and it changed no morpheme of any Korean text the
+                # project holds (sources, eval sets, gold questions: 563 lines, 2026-11-30).
+                _kiwi = Kiwi(load_multi_dict=False)
     return _kiwi
 
 

@@ -192,12 +192,14 @@ def test_ingest_saves_the_lexical_index_and_queries_only_load_it(
     asked: list[str] = []
     real_build = LexicalIndex.build.__func__  # type: ignore[attr-defined]
 
-    def counting_build(cls: Any, head: str, ids: Any, langs: Any, text_of: Any, previous: Any = None) -> Any:
+    def counting_build(
+        cls: Any, head: str, ids: Any, langs: Any, text_of: Any, previous: Any = None, tokens_of: Any = None
+    ) -> Any:
         def text(want: list[str]) -> dict[str, str]:
             asked.extend(want)
             return dict(text_of(want))
 
-        return real_build(cls, head, ids, langs, text, previous)
+        return real_build(cls, head, ids, langs, text, previous, tokens_of)
 
     monkeypatch.setattr(LexicalIndex, "build", classmethod(counting_build))
     report = _run(home, notes)

@@ -122,3 +122,45 @@ def test_a_lexical_index_with_no_words_builds_saves_and_answers_nothing(tmp_path
     index.save(tmp_path)
     again = LexicalIndex.load(tmp_path, "head")
     assert again is not None and again.n == len(ids) and again.top("anything", 5) == []
+
+
+def test_warm_up_loads_what_a_first_question_waits_for_and_changes_no_answer(agent: Any) -> None:
+    """HybridRetriever.warm (run by ui.serve at start-up): the index is cached, Chroma has searched
+    the collection, the rarer languages' vectors are read; answers are those of a cold retriever, and
+    the first question after it needs no filtered Chroma search."""
+    from agent.retrieve import HybridRetriever
+
+    question = "그로킹 그래프를 다시 봤을 때 무엇을 깨달았나요?"
+    cold = [r.chunk.id for r in HybridRetriever(agent.store).retrieve(question, 5, "raj")]
+    warmed = HybridRetriever(agent.store)
+    took = warmed.warm("raj")
+    assert set(took) == {"index", "search", "vectors"} and all(v >= 0 for v in took.values())
+    idx = warmed._cache["raj"]
+    assert len(idx.langs) == 2  # raj writes in English and Korean: one language's vectors are read
+    largest = max(idx.lang_counts, key=lambda lang: idx.lang_counts[lang])
+    assert set(idx.vectors) == set(idx.langs) - {largest} and not idx.loading
+    filtered: list[str | None] = []
+    nearest = agent.store.nearest
+
+    def spy(persona: str, vector: Any, n: int, lang: str | None = None) -> Any:
+        filtered.append(lang)
+        return nearest(persona, vector, n, lang=lang)
+
+    warmed.store = type(
+        "Spy", (), {"__getattr__": lambda _, name: getattr(agent.store, name), "nearest": staticmethod(spy)}
+    )()
+    assert [r.chunk.id for r in warmed.retrieve(question, 5, "raj")] == cold
+    assert filtered == [None]  # one unfiltered search; no per-language search with a where filter
+
+
+def test_store_warm_on_an_empty_collection_is_a_no_op(agent: Any) -> None:
+    assert agent.store.warm("nobody-indexed-this") is False
+
+
+def test_serve_warm_up_warms_every_indexed_persona(agent: Any) -> None:
+    from agent.personas import list_personas
+    from ui.serve import warm
+
+    done = warm(agent)
+    assert set(done) == {c.id for c in list_personas(agent.settings)}
+    assert all(set(steps) == {"index", "search", "vectors"} for steps in done.values())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -43,6 +44,35 @@ def build_server(agent: Any, *, api_only: bool = False) -> FastAPI:
     )
 
 
+def warm(agent: Any) -> dict[str, dict[str, float]]:
+    """Load the embedder and warm every indexed persona's retrieval (agent.retrieve.HybridRetriever.warm),
+    so the first question after a start (after an ingest: `persona ingest`, then `persona serve`) is
+    answered as fast as the ones after it. Returns each persona's warm-up steps in ms.
+
+    ``main`` runs it in a background thread: the server answers from the start, and a question asked
+    before the warm-up is done is answered as without it. A persona with no index yet is skipped; any
+    other failure is logged, never raised (the first question will meet and report it).
+    """
+    from agent.personas import list_personas
+    from knowledge.errors import IndexMissingError
+
+    log = logging.getLogger(__name__)
+    done: dict[str, dict[str, float]] = {}
+    try:
+        agent.embedder.embed_query("warm-up")
+        for card in list_personas(agent.settings):
+            try:
+                done[card.id] = agent.retriever.warm(card.id)
+            except IndexMissingError:
+                continue
+    except Exception as exc:  # a warm-up is an optimisation: it must never take the server down
+        log.warning(
+            "warm-up stopped early (%s: %s); the first question will load what it needs", type(exc).__name__, exc
+        )
+    log.info("warm-up done: %s", done)
+    return done
+
+
 def main(host: str = "127.0.0.1", port: int = 7860, *, api_only: bool = False) -> None:
     """`persona serve`: refuse a non-loopback host without PERSONA_API_KEY (ConfigError), then serve."""
     import uvicorn
@@ -53,10 +83,12 @@ def main(host: str = "127.0.0.1", port: int = 7860, *, api_only: bool = False) -
     check_exposure(host, settings.api_key)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    app = build_server(build_agent(settings), api_only=api_only)
+    agent = build_agent(settings)
+    app = build_server(agent, api_only=api_only)
+    threading.Thread(target=warm, args=(agent,), name="persona-warm-up", daemon=True).start()
     where = f"http://{host}:{port}"
     print(f"persona: the API is at {where}/v1" + ("" if api_only else f", the chat page at {where}/"), flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
 
 
-__all__ = ["build_server", "main"]
+__all__ = ["build_server", "main", "warm"]
