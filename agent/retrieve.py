@@ -308,7 +308,12 @@ class HybridRetriever:
                 idx.loading.add(lang)
         if loaded is None and lang is not None:
             if start:
-                threading.Thread(target=self._load_vectors, args=(persona, idx, lang), daemon=True).start()
+                # Not a daemon: the interpreter waits for the read before it exits. A daemon thread
+                # still inside Chroma when a one-shot process (`persona ask`) shut down crashed it
+                # with SIGSEGV (seen at 100k chunks in benchmarks.synth).
+                threading.Thread(
+                    target=self._load_vectors, args=(persona, idx, lang), name=f"persona-vectors-{lang}", daemon=False
+                ).start()
             hits = []
             for cid, sim in self.store.nearest(persona, vector, self.depth, lang=lang):
                 row = lex.row_of(cid)

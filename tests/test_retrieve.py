@@ -164,3 +164,35 @@ def test_serve_warm_up_warms_every_indexed_persona(agent: Any) -> None:
     done = warm(agent)
     assert set(done) == {c.id for c in list_personas(agent.settings)}
     assert all(set(steps) == {"index", "search", "vectors"} for steps in done.values())
+
+
+def test_a_one_shot_process_waits_for_the_background_vector_read_before_exiting(agent: Any) -> None:
+    """The first question of a cold retriever reads a rarer language's vectors in a background
+    thread; it is not a daemon, so a `persona ask` that ends first does not kill it inside Chroma
+    (a daemon thread there crashed the process with SIGSEGV at exit)."""
+    import threading
+
+    from agent.retrieve import HybridRetriever
+
+    release = threading.Event()
+    get_vectors = agent.store.get_vectors
+
+    def slow(persona: str, ids: Any) -> Any:  # a large store: the read is still going
+        release.wait(30)
+        return get_vectors(persona, ids)
+
+    fresh = HybridRetriever(agent.store)
+    fresh.store = type(
+        "Slow", (), {"__getattr__": lambda _, name: getattr(agent.store, name), "get_vectors": staticmethod(slow)}
+    )()
+    idx = fresh.index("raj")
+    vector = agent.embedder.embed_query("Attention 시각화")
+    # A language short in the unfiltered search is searched exactly over its own vectors, which a
+    # background thread reads while Chroma's filtered search answers this first time.
+    hits = fresh._exact("raj", idx, vector, "ko")
+    readers = [t for t in threading.enumerate() if t.name == "persona-vectors-ko"]
+    assert hits and len(readers) == 1 and readers[0].is_alive()
+    assert not readers[0].daemon
+    release.set()
+    readers[0].join(30)
+    assert "ko" in idx.vectors
