@@ -286,7 +286,8 @@ class Agent:
             return hit / total
 
         lifted = [float(sim) - means[v.lang] for v, sim in zip(views, sims, strict=True)]
-        scores = [x + VIEW_LEXICAL * share(text) for x, text in zip(lifted, texts, strict=True)]
+        lexical = [share(text) for text in texts]  # "entry title: sentence", as embedded
+        scores = [x + VIEW_LEXICAL * y for x, y in zip(lifted, lexical, strict=True)]
         # The question's terms in the view sentence itself (not its entry's title): "Is scaling the
         # road to superintelligence?" -> "Scaling might not be the answer."
         own = [share(v.text) for v in views]
@@ -320,10 +321,13 @@ class Agent:
             j: 1.0 / (RRF_K + 1 + (j if j < len(passages) else unseen)) + 1.0 / (RRF_K + 1 + v_rank[j])
             for j in range(len(candidates))
         }
-        # A third ranker: the chunks whose own view sentences hold the question's terms, by that
-        # share; a chunk holding none is not ranked by it (a paraphrase shares no term at all).
+        # A third ranker: the chunks whose views (with their entry's title) hold the question's
+        # terms, by that share, each vote weighted by it; a chunk holding none is not ranked by it
+        # (a paraphrase shares no term at all). The small embedder's cosine is a weak judge of a
+        # view; a term the writer used is strong evidence ("Is scaling the road to ...?" ->
+        # "Scaling might not be the answer."; "align models" -> "Alignment 문제와 밤샘 논쟁").
         held: dict[str, float] = {}
-        for v, x in zip(views, own, strict=True):
+        for v, x in zip(views, lexical, strict=True):
             if x > 0:
                 held[v.chunk_id] = max(held.get(v.chunk_id, 0.0), x)
         by_terms = sorted(
@@ -331,7 +335,7 @@ class Agent:
             key=lambda j: -held[candidates[j].chunk.id],
         )
         for r, j in enumerate(by_terms):
-            fused[j] += 1.0 / (RRF_K + 1 + r)
+            fused[j] += held[candidates[j].chunk.id] / (RRF_K + 1 + r)
         reordered = [candidates[j] for j in sorted(fused, key=lambda j: (-fused[j], j))]
         # The composer prefers the windows holding the best view (by the view score) of each of
         # the entries of the ``best`` leading passages: the sentence where the writer states the
