@@ -21,7 +21,7 @@ from knowledge.decode import clean
 from knowledge.errors import IndexMissingError, InputError
 from knowledge.scan import instruction_like
 from knowledge.text import count_tokens, detect_lang, lexical_tokens
-from knowledge.types import Answer, Retrieved
+from knowledge.types import Answer, Chunk, Retrieved
 
 _FOLLOW_UP = re.compile(
     r"\b(it|that|this|those|these|then|there|he|she|they|them|him|her|why|next|after|before|what about|and)\b"
@@ -337,6 +337,14 @@ class Agent:
         for r, j in enumerate(by_terms):
             fused[j] += held[candidates[j].chunk.id] / (RRF_K + 1 + r)
         reordered = [candidates[j] for j in sorted(fused, key=lambda j: (-fused[j], j))]
+        if reordered and reordered[0].chunk.lang != qlang and qlang in idx.langs:
+            # The writer told the same story in the asker's language too (Raj's two diaries): that
+            # telling leads, so an English question is answered in English.
+            twin = self._twin(persona, reordered[0].chunk, qlang)
+            if twin is not None:
+                reordered = [Retrieved(chunk=twin, score=reordered[0].score)] + [
+                    r for r in reordered if r.chunk.id != twin.id
+                ]
         # The composer prefers the windows holding the best view (by the view score) of each of
         # the entries of the ``best`` leading passages: the sentence where the writer states the
         # view asked about, wherever in its entry it sits.
@@ -349,6 +357,20 @@ class Agent:
                 top = max(mine, key=lambda i: lifted[i] + VIEW_LEXICAL * own[i])
                 offsets.add((views[top].start, views[top].end))
         return reordered, offsets
+
+    def _twin(self, persona: str, chunk: Chunk, lang: str) -> Chunk | None:
+        """The chunk of ``lang`` that tells what ``chunk`` tells: the two are each other's nearest
+        neighbour across the languages (mutual nearest neighbours, the criterion of bitext mining,
+        e.g. Artetxe & Schwenk 2019, "Margin-based parallel corpus mining with multilingual
+        sentence embeddings"), by their stored passage vectors; None when there is no such pair."""
+        store = self.retriever.store
+        idx = self.retriever.index(persona)
+        near = store.nearest(persona, store.get_vectors(persona, [chunk.id])[0].tolist(), 1, lang=lang)
+        if not near or (pos := idx.by_id.get(near[0][0])) is None:
+            return None
+        twin = idx.chunks[pos]
+        back = store.nearest(persona, store.get_vectors(persona, [twin.id])[0].tolist(), 1, lang=chunk.lang)
+        return twin if back and back[0][0] == chunk.id else None
 
     def ask_stream(
         self,

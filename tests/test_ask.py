@@ -39,6 +39,8 @@ def test_view_question_naming_an_unwritten_topic_is_answered_with_the_nearest_vi
         ("raj", "Is scaling up models the road to superintelligence?", "The Weekend My Hyperparameter", "might not be"),
         ("raj", "스케일링에 대해 어떻게 생각하세요?", "스케일링 법칙의 한계", "답이 아닐 수도"),
         ("raj", "What do you think of RLHF as a way to align models?", "Alignment 문제와 밤샘 논쟁", "철학 문제"),
+        # Both diaries tell it: the asker's language leads (the English telling, not the Korean).
+        ("raj", "Are emergent capabilities real?", "The Emergent Capabilities Paper Controversy", "emergent"),
     ],
 )
 def test_a_view_question_is_answered_from_the_entry_that_states_the_view(
