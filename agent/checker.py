@@ -454,6 +454,7 @@ class _Context:
                     windows.append(_Window(text, p_idx, frozenset(tokens(text)), has_negation(text)))
         self.windows = windows
         full = "\n".join(self.passages)
+        self.text = full
         self.tokens = frozenset(t for ts in sent_tokens for t in ts)
         words = surface_words(full)
         self.words = frozenset(words)
@@ -517,7 +518,9 @@ def contradicts(text: str, ctx: _Context) -> bool:
         return False
     if has_negation(text) != twin.has_neg:
         return True
-    return any(not (set(tokens(w)) & ctx.tokens) for w in _korean_nouns(text))
+    # A noun written verbatim in the passages is not a substitute, however Kiwi split it there
+    # ("그날" alone is one noun; after a closing quote, '…이야." 그날' it is 그 + 날).
+    return any(not (set(tokens(w)) & ctx.tokens) and w not in ctx.text for w in _korean_nouns(text))
 
 
 @dataclass

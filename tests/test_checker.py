@@ -122,6 +122,15 @@ def test_korean_paraphrase_beats_changed_number_name_negation(checker: Faithfuln
     assert para < negation
 
 
+def test_a_korean_sentence_copied_from_after_a_quote_is_not_a_substituted_noun(checker: FaithfulnessChecker) -> None:
+    """Kiwi reads "그날" as one noun alone but as 그 + 날 right after a closing quote: the copy is
+    still supported, while a noun the passage never writes still counts as a substitute."""
+    passage = '팀장이 답했다. "괜찮아. 다시 하면 돼." 그날 나는 배웠다. 실패는 학습의 일부라는 것을.'
+    copied = _score(checker, "그날 나는 배웠다.", passage)
+    swapped = _score(checker, "그해 나는 배웠다.", passage)
+    assert copied < checker.threshold <= swapped
+
+
 def test_korean_answer_over_english_passage(checker: FaithfulnessChecker) -> None:
     para = _score(checker, "나는 오슬로에서 박사 학위를 마치고 2년 뒤인 2014년에 빙하 조사에 참여했다.", EN)
     number = _score(checker, "나는 2017년에 빙하 조사에 참여했다.", EN)
