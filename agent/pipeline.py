@@ -234,11 +234,15 @@ class Agent:
         self, persona: str, question: str, vector: Sequence[float], passages: list[Retrieved], best: int = 2
     ) -> tuple[list[Retrieved], set[tuple[int, int]]]:
         """``passages`` (the retriever's ranking) plus the chunks of the ``best`` views (agent.views)
-        matching ``question``, re-ranked by reciprocal-rank fusion of the retriever's ranking and
-        the view ranking (a chunk ranks by its best view); and the offsets of the views of the
-        entries of the ``best`` leading chunks, for the composer to prefer. The first passage leads a view
-        answer (agent.compose.select_spans). Shapes: ``len(passages) <= len(out) <= len(passages)
-        + best``; offsets are ``(start, end)`` in the source file.
+        matching ``question``, re-ranked by reciprocal-rank fusion (Cormack et al. 2009) of three
+        lists: the retriever's ranking, the view ranking (a chunk ranks by its best view; each
+        language ranked on its own, interleaved with the question's first), and the chunks whose
+        views hold the question's terms (each vote weighted by that share). When the first is in
+        another language than the question, its telling in the question's language (``_twin``)
+        takes its place. Also returned: the offsets of the best view of each entry of the ``best``
+        leading passages, for the composer to prefer; the first passage's entry leads a view answer
+        (agent.compose.select_spans). Shapes: ``len(passages) <= len(out) <= len(passages) + best + 1``;
+        offsets are ``(start, end)`` in the source file.
 
         A view is scored as "entry title: sentence" (the title carries the topic a short view
         leaves implicit, "Alignment 문제와 밤샘 논쟁: 이건 기술 문제가 아니야."): cosine lifted
