@@ -88,3 +88,23 @@ def test_second_full_ingest_embeds_nothing(tmp_path: Path) -> None:
     assert first["embedded"] == first["chunks"] > 0
     second = json.loads(persona("ingest", "--json", home=tmp_path, check=True).stdout)
     assert second["embedded"] == 0 and second["unchanged"] == first["chunks"]
+
+
+def test_a_user_personas_missing_folder_keeps_its_index_and_the_others_are_ingested(tmp_path: Path) -> None:
+    """A notes folder moved or unmounted: `persona ingest` (all personas) skips it with a warning
+    and keeps its index (ingesting "no files" would delete every chunk); asked for by name, it is
+    a one-line error."""
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "lab.md").write_text("# The cluster outage\nThe cluster went down for nine hours.\n", encoding="utf-8")
+    home = tmp_path / "home"
+    persona("ingest", str(notes), "--persona", "me", "--json", home=home, check=True)
+    notes.rename(tmp_path / "moved")
+    everyone = persona("ingest", "--json", home=home)
+    assert everyone.returncode == 0, everyone.stderr
+    assert "me's folder" in everyone.stderr and "is missing" in everyone.stderr
+    assert "me" not in [p["persona"] for p in json.loads(everyone.stdout)["personas"]]
+    by_name = persona("ingest", "--persona", "me", home=home)
+    assert by_name.returncode == 2 and "is missing" in by_name.stderr and "Traceback" not in by_name.stderr
+    answer = json.loads(persona("ask", "How long was the cluster down?", "--persona", "me", "--json", home=home).stdout)
+    assert not answer["abstained"] and any("nine hours" in c["quote"] for c in answer["citations"])

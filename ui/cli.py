@@ -60,9 +60,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         for card in cards:
             if card.bundled:
                 jobs.append((card.id, card.source_paths(), card.sources_dir))
+            elif not card.sources_dir.is_dir():
+                # Moved, renamed or on an unmounted drive: ingesting "no files" would delete the
+                # persona's whole index. Keep it, say so, and go on with the others.
+                message = (
+                    f"{card.id}'s folder {card.sources_dir} is missing (moved, renamed or unmounted?): "
+                    f"its index is kept as it was. Run `persona ingest NEW_FOLDER --persona {card.id}` "
+                    "to point it at the folder's new place."
+                )
+                if args.persona:
+                    raise PersonaError(message)
+                print(f"  skipped {message}", file=sys.stderr)
             else:
-                files = discover(card.sources_dir) if card.sources_dir.exists() else []
-                jobs.append((card.id, files, card.sources_dir))
+                jobs.append((card.id, discover(card.sources_dir), card.sources_dir))
     reports = []
     for persona, files, root in jobs:
         report = ingest(
@@ -74,7 +84,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             progress=not args.json and sys.stderr.isatty(),
         )
         reports.append(report)
-        if not getattr(args, "no_warm", False):
+        if not getattr(args, "no_warm", False) and report.chunks:
             warm_sentences(agent, persona)
         if not args.json:
             print(
