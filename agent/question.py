@@ -26,7 +26,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from knowledge.text import detect_lang
+from knowledge.text import detect_lang, morphemes
 
 KINDS = ("fact", "view", "premise", "outside", "steer")
 
@@ -215,8 +215,9 @@ def is_view(question: str, lang: str | None = None) -> bool:
 
 
 def _ko_past(word: str) -> bool:
-    """A Korean word holding a past-tense syllable: one closing on ㅆ (했, 였, 셨, 갔), but 있 (to be)."""
-    return any(0xAC00 <= ord(ch) <= 0xD7A3 and (ord(ch) - 0xAC00) % 28 == 20 and ch != "있" for ch in word)
+    """A Korean word in the past tense: Kiwi finds the past pre-final ending (EP 었/았/였) in it
+    (했나요 = 하 + 었 + 나요; 있을까요 has none)."""
+    return any(m.tag == "EP" and m.form in ("었", "았", "였") for m in morphemes(word))
 
 
 def is_steer(question: str) -> bool:
