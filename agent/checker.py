@@ -455,6 +455,7 @@ class _Context:
         self.windows = windows
         full = "\n".join(self.passages)
         self.text = full
+        self.flat = " ".join(full.split())  # whitespace collapsed, for word-for-word copies
         self.tokens = frozenset(t for ts in sent_tokens for t in ts)
         words = surface_words(full)
         self.words = frozenset(words)
@@ -503,6 +504,12 @@ def _closest_window(tset: set[str], ctx: _Context) -> tuple[_Window | None, floa
 
 def _novelty(grams: list[Any], known: frozenset[Any]) -> float:
     return sum(1 for g in grams if g not in known) / len(grams) if grams else 0.0
+
+
+def _verbatim(sentence: str, ctx: _Context) -> bool:
+    """``sentence`` (list markers stripped, whitespace collapsed) occurs word for word in the passages."""
+    text = " ".join(_MARKER.sub("", sentence).split())
+    return bool(text) and text in ctx.flat
 
 
 def contradicts(text: str, ctx: _Context) -> bool:
@@ -565,7 +572,10 @@ def claim_features(sentences: Sequence[str], ctx: _Context, embedder: Any) -> Cl
             rows[r, 2] = 1.0 - float(sims[r, j])
         else:
             rows[r, 2] = 1.0
-        rows[r, 3] = float(contradicts(text, ctx))
+        # A sentence copied whole from the passages contradicts nothing in them, whatever its
+        # checkable part reads like ("No need for RNNs." checks as "need for RNNs.": the "No" is
+        # read as a filler, as in "No, I haven't", and the near-copy would flip a negation).
+        rows[r, 3] = 0.0 if _verbatim(sentences[idx[r]], ctx) else float(contradicts(text, ctx))
     return ClaimFeatures(claims=claims, rows=rows, lengths=lengths, best=best, lexical_ok=lexical_ok)
 
 

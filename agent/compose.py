@@ -134,6 +134,12 @@ def windows(sentences: Sequence[Sentence], sizes: Sequence[int] = (2, 3, 4)) -> 
 # evals/datasets/abstain_calibration.jsonl on the bundled personas: 0.813 (English), 0.810 (Korean).
 PRIOR_CANDIDATE_MEAN = 0.81
 MIN_CANDIDATES = 4
+# Weight of a window's share of the question's IDF-weighted terms, in cosine units: a full match
+# counts like a cosine 0.15 higher. The small embedder's cosines of windows of one entry sit within
+# a few hundredths of each other, so a term the writer used ("review rounds", "grokking") decides
+# between them. Chosen among 0.03 (before), 0.08, 0.15 and 0.3 on half of the gold set (split by
+# a hash of the question id) and reported on the other half (docs/ARCHITECTURE.md).
+LEXICAL_WEIGHT = 0.15
 
 
 def score_windows(
@@ -181,14 +187,19 @@ def score_windows(
         terms = set(lexical_tokens(w.text) if korean_question or not has_hangul(w.text) else latin_tokens(w.text))
         lex = sum(wt for t, wt in weights.items() if t in terms) / total
         lift = float(sim) - mean[w.lang]
-        score = lift + 0.03 * lex + passage_prior / (1 + w.passage)
+        score = lift + LEXICAL_WEIGHT * lex + passage_prior / (1 + w.passage)
         out.append(Scored(window=w, score=score, dense=float(sim), lift=lift, lexical=lex))
     return sorted(out, key=lambda x: -x.score)
 
 
 MARGIN = 0.02  # a second passage's window must score within this of the best to join the answer
 GAP = 1  # sentences between two good windows of one passage that are quoted to join them into one span
-MAX_SPAN = 4  # sentences in one quoted span at most
+MAX_SPAN = 4  # sentences in one quoted span at most (before FOLLOW)
+# Sentences after a fact answer's span that are quoted with it: a diary tells the setup first and
+# what came of it next, and a question names the setup ("How many review rounds did the emergent
+# capabilities paper take?" matches "One reviewer strongly objected."; the answer, "After three
+# review rounds, ...", comes two sentences later).
+FOLLOW = 2
 VIEW_BOOST = 0.03  # for view questions: a window holding a stated view outranks a near tie without one
 
 
@@ -257,7 +268,11 @@ def rerank_views(
 
 
 def select_spans(
-    scored: Sequence[Scored], question_lang: str, max_passages: int = 2, lead: Collection[int] | None = None
+    scored: Sequence[Scored],
+    question_lang: str,
+    max_passages: int = 2,
+    lead: Collection[int] | None = None,
+    follow: int = 0,
 ) -> list[Span]:
     """At most ``max_passages`` spans, one per passage: the best window, joined with a near-tied
     window of the same passage when only ``GAP`` sentences lie between them (one story, one
@@ -269,7 +284,10 @@ def select_spans(
     agent.pipeline), its best window holding a chosen view (``Scored.view``) when one does. A window's
     cosine with a paraphrased question is a noisy judge across passages (one sentence like "I
     don't know either" sits close to many questions); so with a lead, a further passage joins
-    only through a window holding a chosen view (``Scored.view``) within ``MARGIN`` of the lead's."""
+    only through a window holding a chosen view (``Scored.view``) within ``MARGIN`` of the lead's.
+
+    ``follow``: each span goes on through up to that many of its passage's next candidate
+    sentences (``FOLLOW`` for a question about an event: what came of the setup it names)."""
     if not scored:
         return []
     top = scored[0].score
@@ -313,6 +331,8 @@ def select_spans(
     out = []
     for p in order:
         sents = chosen[p]
+        if follow > 0:
+            sents = sents + [s for s in all_sents[p] if s.start > sents[-1].start][:follow]
         # The span's language is its text's, not its first sentence's ("Parameter update 없이." opens
         # a Korean span).
         lang = detect_lang(" ".join(x.text for x in sents))

@@ -131,6 +131,19 @@ def test_a_korean_sentence_copied_from_after_a_quote_is_not_a_substituted_noun(c
     assert copied < checker.threshold <= swapped
 
 
+def test_a_sentence_copied_whole_is_supported_though_it_opens_with_an_interjection_word(
+    checker: FaithfulnessChecker,
+) -> None:
+    """ "No need for RNNs." checks as "need for RNNs." (the "No" of "No, I haven't" is filler), a
+    near-copy with its negation flipped: copied whole, it contradicts nothing; the same words with
+    the negation really dropped, or a changed word, still do."""
+    passage = "The Transformer overturned everything I had learned. No need for RNNs. Attention alone is enough."
+    copied = _score(checker, "No need for RNNs.", passage)
+    dropped = _score(checker, "Need for RNNs.", passage)
+    changed = _score(checker, "No need for CNNs.", passage)
+    assert copied < checker.threshold <= min(dropped, changed)
+
+
 def test_korean_answer_over_english_passage(checker: FaithfulnessChecker) -> None:
     para = _score(checker, "나는 오슬로에서 박사 학위를 마치고 2년 뒤인 2014년에 빙하 조사에 참여했다.", EN)
     number = _score(checker, "나는 2017년에 빙하 조사에 참여했다.", EN)

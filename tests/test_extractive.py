@@ -143,3 +143,61 @@ def test_a_view_questions_lead_passage_opens_the_answer_and_only_a_chosen_view_j
     assert answer.citations[0].title == "First Steps"
     # A fact question keeps the best window, wherever it is.
     assert _answer(sorted(scored, key=lambda x: -x.score), [lead, hub, other]).citations[0].title == "Hyperparameters"
+
+
+def test_a_fact_answer_goes_on_to_what_came_of_the_setup_and_a_view_answer_does_not() -> None:
+    from agent.compose import FOLLOW, select_spans
+
+    story = (
+        "Last year, I wrote a paper on emergent capabilities. One reviewer strongly objected. "
+        "I wrote a rebuttal. I analyzed more data and created new graphs. "
+        "After three review rounds, the reviewer finally changed their position. When the paper was accepted, I cried."
+    )
+    chunk = _chunk("a", story, title="The Emergent Capabilities Paper Controversy")
+    sents = _sentences(chunk, 0)
+    assert FOLLOW >= 2 and len(sents) == 6
+    # The setup scores best; every other window is far below it (no near tie to join).
+    scored = [_scored(sents[:2], 0.07)] + [_scored(sents[i : i + 2], 0.03) for i in range(1, 5)]
+    plain = select_spans(scored, "en")
+    assert plain[0].end == sents[1].end  # the setup the question names, and no more
+    spans = select_spans(scored, "en", follow=FOLLOW)
+    assert spans[0].start == sents[0].start and spans[0].end == sents[1 + FOLLOW].end
+    # Through the backend: a fact question quotes on past the setup; a view question does not.
+    fact = _answer(scored, [chunk])
+    assert "I analyzed more data" in fact.citations[0].quote and fact.text.count("[1]") == 1
+    view = _answer([Scored(s.window, s.score, 0.8, 0.05, 0.5, view=True) for s in scored], [chunk], kind="view")
+    assert "I analyzed more data" not in view.citations[0].quote
+    # Past the passage's end there is nothing to add.
+    assert select_spans([_scored(sents[4:], 0.07)], "en", follow=FOLLOW)[0].end == chunk.end
+
+
+def test_a_term_the_writer_used_decides_between_near_tied_windows() -> None:
+    """compose.LEXICAL_WEIGHT: the window holding the question's rare terms outranks a window whose
+    cosine is a little higher but which shares none of them."""
+    import numpy as np
+
+    from agent.compose import LEXICAL_WEIGHT, score_windows
+
+    def sent(text: str, start: int) -> Sentence:
+        return Sentence(text=text, start=start, end=start + len(text), passage=0, lang="en", position=start)
+
+    near = Window((sent("One reviewer strongly objected to it.", 0),))
+    answer = Window((sent("After three review rounds, it went through.", 50),))
+
+    class Cache:  # a window's cosine with the question: 0.86 for ``near``, 0.85 for ``answer``
+        def embed(self, texts: list[str]) -> np.ndarray:
+            q = np.array([1.0, 0.0])
+            out = []
+            for t in texts:
+                cos = 0.86 if t.startswith("One") else 0.85
+                out.append(cos * q + np.sqrt(1 - cos * cos) * np.array([0.0, 1.0]))
+            return np.asarray(out)
+
+    from knowledge.text import lexical_tokens
+
+    idf = {t: 3.0 for t in lexical_tokens("review rounds")} | {t: 0.5 for t in lexical_tokens("paper took")}
+    q = "How many review rounds did the paper take?"
+    ranked = score_windows(q, [1.0, 0.0], [near, answer], Cache(), idf)  # type: ignore[arg-type]
+    assert LEXICAL_WEIGHT > 0.05 and ranked[0].window is answer
+    # Without the terms (an idf knowing none of them, all weigh alike) the cosine decides.
+    assert score_windows("Which one?", [1.0, 0.0], [near, answer], Cache(), {})[0].window is near  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ from typing import Any
 
 from agent.backends import AnswerRequest
 from agent.citations import cite
-from agent.compose import Scored, Span, rerank_views, select_spans
+from agent.compose import FOLLOW, Scored, Span, rerank_views, select_spans
 from agent.views import states_view
 from agent.voice import self_names, to_first_person
 from knowledge.types import Answer, Chunk, Citation, SentenceSupport
@@ -104,7 +104,9 @@ class ExtractiveBackend:
             first = request.passages[0].chunk
             entry = (first.source, first.title)
             lead = {i for i, r in enumerate(request.passages) if (r.chunk.source, r.chunk.title) == entry}
-        spans: list[Span] = select_spans(scored, request.lang, self._max_passages(), lead=lead)
+        # A question about an event names its setup; what came of it follows (compose.FOLLOW).
+        follow = 0 if kind == "view" else FOLLOW
+        spans: list[Span] = select_spans(scored, request.lang, self._max_passages(), lead=lead, follow=follow)
         other = bool(spans) and spans[0].lang != request.lang
         lead = lead_for(kind, request.lang, other, unaddressed)
         yield lead
