@@ -126,7 +126,9 @@ def split_answer(text: str) -> list[AnswerSentence]:
     """Sentences of an answer with their markers. A marker written after the period
     ("... bug. [1]") belongs to the sentence before it, as readers take it; and one marker closing
     a run of claim sentences ("It exploded. It was a bug. [1]": one quoted span, one marker) covers
-    the unmarked claims of that run, back to the previous marker or framing line."""
+    the unmarked claims of that run, back to the previous marker or the framing line that opens the
+    run. A framing line inside the run (the quote's own "I wrote in my notes:" between its claims)
+    is part of it: only one that opens the answer or follows a marker ends the run."""
     out: list[AnswerSentence] = []
     for a, b in split_sentences(text):
         for part in _COLON.split(text[a:b]):
@@ -150,7 +152,8 @@ def split_answer(text: str) -> list[AnswerSentence]:
         if s.markers:
             carry = s.markers
         elif not s.claim:
-            carry = ()
+            if i == 0 or out[i - 1].markers or not out[i - 1].claim:
+                carry = ()  # it opens a run: the claims before it belong elsewhere
         elif carry:
             out[i] = AnswerSentence(s.text, carry, s.claim)
     return out

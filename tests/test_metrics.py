@@ -305,6 +305,20 @@ def test_one_marker_covers_its_span() -> None:
     assert claims and all(s.markers == (1,) for s in claims)
 
 
+def test_a_framing_line_inside_a_quoted_span_does_not_end_its_run() -> None:
+    text = (
+        "Here's how I wrote it down: I saw the loss curve again. It was grokking. "
+        'I wrote in my notes: "Representation signals the change first." [1] '
+        "Here is more: It was a bug. [2] The end: I left."
+    )
+    sents = m.split_answer(text)
+    by_text = {s.text: s.markers for s in sents}
+    assert by_text["I saw the loss curve again."] == (1,) and by_text["It was grokking."] == (1,)
+    assert by_text["It was a bug."] == (2,)
+    # A claim after the last marker, behind a framing line that follows a marker, is uncited.
+    assert by_text["I left."] == ()
+
+
 def test_stance_agrees() -> None:
     entries = [("d.txt", "Scaling")]
     assert m.stance_agrees(False, entries, entries, ["might not be"], "Scaling might not be the answer. [1]")
