@@ -252,7 +252,7 @@ class Agent:
         ("align" -> "alignment")."""
         import numpy as np
 
-        from agent.retrieve import RRF_K
+        from agent.retrieve import rrf
 
         idx = self.retriever.index(persona)
         views = [v for v in idx.views if instruction_like(v.text) is None]
@@ -308,7 +308,7 @@ class Agent:
         # ``passages``. Either ranker alone misplaces the entry a paraphrased question is about (a
         # hub view like "I don't know either" matches many questions; the retriever misses a view
         # worded far from the question), so the two are fused by reciprocal rank (Cormack et al.
-        # 2009, agent.retrieve.RRF_K) over the retrieved chunks and the chunks of the ``best`` views.
+        # 2009, agent.retrieve.rrf) over the retrieved chunks and the chunks of the ``best`` views.
         view_rank: dict[str, int] = {}
         for rank, i in enumerate(order):
             view_rank.setdefault(views[i].chunk_id, rank)
@@ -321,10 +321,7 @@ class Agent:
         unseen = len(candidates)
         by_view = sorted(range(len(candidates)), key=lambda j: view_rank.get(candidates[j].chunk.id, len(views)))
         v_rank = {j: r for r, j in enumerate(by_view)}
-        fused = {
-            j: 1.0 / (RRF_K + 1 + (j if j < len(passages) else unseen)) + 1.0 / (RRF_K + 1 + v_rank[j])
-            for j in range(len(candidates))
-        }
+        fused = {j: rrf(j if j < len(passages) else unseen) + rrf(v_rank[j]) for j in range(len(candidates))}
         # A third ranker: the chunks whose views (with their entry's title) hold the question's
         # terms, by that share, each vote weighted by it; a chunk holding none is not ranked by it
         # (a paraphrase shares no term at all). The small embedder's cosine is a weak judge of a
@@ -339,7 +336,7 @@ class Agent:
             key=lambda j: -held[candidates[j].chunk.id],
         )
         for r, j in enumerate(by_terms):
-            fused[j] += held[candidates[j].chunk.id] / (RRF_K + 1 + r)
+            fused[j] += held[candidates[j].chunk.id] * rrf(r)
         reordered = [candidates[j] for j in sorted(fused, key=lambda j: (-fused[j], j))]
         if reordered and reordered[0].chunk.lang != qlang and qlang in idx.langs:
             # The writer told the same story in the asker's language too (Raj's two diaries): that

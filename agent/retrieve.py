@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
@@ -22,6 +23,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from knowledge.store import Store
 
 RRF_K = 60  # the constant of Cormack et al. (2009): damps the weight of the very top ranks
+
+
+def rrf(rank: int) -> float:
+    """Reciprocal-rank fusion's vote for 0-based ``rank``: 1 / (RRF_K + rank + 1) (Cormack, Clarke
+    and Buettcher 2009, "Reciprocal rank fusion outperforms Condorcet and individual rank learning
+    methods"). A fused score is the sum of one item's votes over the rankings that hold it."""
+    return 1.0 / (RRF_K + rank + 1)
+
+
+DENSE_MEMO = 16  # dense searches kept per index (agent.retrieve._PersonaIndex.dense_memo)
 NEAR_DUPLICATE = 0.8  # Jaccard of token sets above which two chunks say the same thing
 UNIQUE_DF = 1  # a query term held by at most this many chunks names them: an exact match of its own
 log = logging.getLogger(__name__)
@@ -51,6 +62,9 @@ class _PersonaIndex:
         self.vectors: dict[str | None, tuple[np.ndarray, np.ndarray]] = {}
         self.loading: set[str | None] = set()  # languages whose vectors a background thread is reading
         self._fetched: dict[int, Chunk] = {}  # chunks read by row for results, while ``chunks`` is not loaded
+        # The last few dense searches by query vector: ask() reads one twice (retrieve, then the
+        # coverage rule's best cosines), and a new ingest makes a new index, so none goes stale.
+        self.dense_memo: OrderedDict[bytes, dict[str | None, list[tuple[int, float]]]] = OrderedDict()
         self._lock = threading.Lock()
 
     @cached_property
@@ -257,13 +271,19 @@ class HybridRetriever:
     def _dense(
         self, persona: str, idx: _PersonaIndex, vector: Sequence[float]
     ) -> dict[str | None, list[tuple[int, float]]]:
-        """The ``depth`` nearest visible rows of each language (key None: one language only), with cosines.
+        """The ``depth`` nearest visible rows of each language (key None: one language only), with cosines;
+        the same vector's search again is read from the index's ``dense_memo``.
 
         Chroma is asked for ids and distances only, with no ``where`` filter, and the languages
         are split here: Chroma's filter on the language cost 90 ms at 1k chunks and 550 ms at
         100k, this 2-8 ms. A language short of ``depth`` in that one search (a rare one, far from
         the question's language) is searched exactly over its own vectors instead.
         """
+        key = np.asarray(vector, dtype=np.float32).tobytes()
+        with idx._lock:
+            memo = idx.dense_memo.get(key)
+        if memo is not None:
+            return {lang: list(hits) for lang, hits in memo.items()}
         lex = idx.lexical
         split = len(idx.langs) > 1
         need: dict[str | None, int] = {None: min(self.depth, lex.n)}
@@ -277,9 +297,13 @@ class HybridRetriever:
             hits = out[lex.lang(row) if split else None]
             if len(hits) < self.depth:
                 hits.append((row, sim))
-        for key, hits in out.items():
-            if len(hits) < need[key]:
-                out[key] = self._exact(persona, idx, vector, key)
+        for lang, hits in out.items():
+            if len(hits) < need[lang]:
+                out[lang] = self._exact(persona, idx, vector, lang)
+        with idx._lock:
+            idx.dense_memo[key] = {lang: list(hits) for lang, hits in out.items()}
+            while len(idx.dense_memo) > DENSE_MEMO:
+                idx.dense_memo.popitem(last=False)
         return out
 
     def _load_vectors(self, persona: str, idx: _PersonaIndex, lang: str | None) -> tuple[np.ndarray, np.ndarray]:
@@ -359,13 +383,13 @@ def _fuse(
     dense_score: dict[int, float] = {}
     lex_score: dict[int, float] = {}
     for rank, (row, sim) in enumerate(dense):
-        fused[row] = fused.get(row, 0.0) + 1.0 / (RRF_K + rank + 1)
+        fused[row] = fused.get(row, 0.0) + rrf(rank)
         dense_score[row] = sim
     for rank, (row, score) in enumerate(lexical):
-        fused[row] = fused.get(row, 0.0) + 1.0 / (RRF_K + rank + 1)
+        fused[row] = fused.get(row, 0.0) + rrf(rank)
         lex_score[row] = score
     for rank, row in enumerate(exact):
-        fused[row] = fused.get(row, 0.0) + 1.0 / (RRF_K + rank + 1)
+        fused[row] = fused.get(row, 0.0) + rrf(rank)
     ranked = sorted(fused, key=lambda r: -fused[r])
     return [(r, fused[r], dense_score.get(r), lex_score.get(r)) for r in ranked]
 

@@ -153,6 +153,36 @@ def test_warm_up_loads_what_a_first_question_waits_for_and_changes_no_answer(age
     assert filtered == [None]  # one unfiltered search; no per-language search with a where filter
 
 
+def test_the_coverage_rules_best_cosines_reuse_the_dense_search_of_the_same_question(agent: Any) -> None:
+    """ask() searches Chroma once per question: best_cosines after retrieve (same vector) reads the
+    index's memo; another vector searches again; the memo keeps the last DENSE_MEMO searches."""
+    from agent.retrieve import DENSE_MEMO, HybridRetriever
+
+    retriever = HybridRetriever(agent.store)
+    calls: list[int] = []
+    nearest = agent.store.nearest
+
+    def spy(persona: str, vector: Any, n: int, lang: str | None = None) -> Any:
+        calls.append(n)
+        return nearest(persona, vector, n, lang=lang)
+
+    retriever.store = type(
+        "Spy", (), {"__getattr__": lambda _, name: getattr(agent.store, name), "nearest": staticmethod(spy)}
+    )()
+    question = "What went wrong in your first big training run?"
+    vector = agent.embedder.embed_query(question)
+    hits = retriever.retrieve(question, 5, "raj", vector=vector)
+    best = retriever.best_cosines("raj", vector)
+    assert len(calls) == 1 and hits and set(best) == {"en", "ko"}
+    assert best == HybridRetriever(agent.store).best_cosines("raj", vector)  # the memo holds what a search gives
+    retriever.best_cosines("raj", agent.embedder.embed_query("Who was your advisor?"))
+    assert len(calls) == 2
+    idx = retriever._cache["raj"]
+    for i in range(DENSE_MEMO + 3):
+        retriever.best_cosines("raj", [float(i + 1)] + list(vector)[1:])
+    assert len(idx.dense_memo) == DENSE_MEMO
+
+
 def test_store_warm_on_an_empty_collection_is_a_no_op(agent: Any) -> None:
     assert agent.store.warm("nobody-indexed-this") is False
 
