@@ -16,6 +16,7 @@ from agent.coverage import Coverage, abstain_text, assess
 from agent.personas import DEFAULT_PERSONA, PersonaCard, get_persona, list_personas
 from agent.question import understand
 from agent.reasoning import strip_reasoning
+from agent.views import build_inventory
 from knowledge.config import Settings
 from knowledge.decode import clean
 from knowledge.errors import IndexMissingError, InputError
@@ -30,6 +31,9 @@ _FOLLOW_UP = re.compile(
 )
 log = logging.getLogger(__name__)
 VIEW_LEXICAL = 0.1  # weight of term overlap against lifted cosine when matching views to a question
+# Up to this many chunks a persona's whole view inventory is weighed for a view question; beyond,
+# only the views of the chunks the search ranks (Agent._view_pool). The bundled personas have 8-33.
+VIEW_POOL_CHUNKS = 256
 # C0/C1 controls, zero-width characters, bidi overrides and the BOM: invisible, and able to hide text.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 # A part of a term a refusal may repeat: a word, an acronym, a number, a model-style name (GPT-4o, H100, bf16).
@@ -192,7 +196,7 @@ class Agent:
         passages = self.retriever.retrieve(standalone, self.settings.top_k, card.id, vector=vector)
         idx = self.retriever.index(card.id)
         corpus = self.corpus_text(card.id)
-        understood = understand(standalone, corpus, idx.langs)
+        understood = understand(standalone, idx.corpus_lower, idx.langs, lowered=True)
         view_offsets: set[tuple[int, int]] = set()
         if understood.kind == "view":
             passages, view_offsets = self.views_first(card.id, standalone, vector, passages)
@@ -255,7 +259,11 @@ class Agent:
         from agent.retrieve import rrf
 
         idx = self.retriever.index(persona)
-        views = [v for v in idx.views if instruction_like(v.text) is None]
+        pool = self._view_pool(persona, question, vector, passages)
+        chunk_of = {c.id: c for c in pool}
+        views = [
+            v for v in (idx.views if pool is idx.chunks else build_inventory(pool)) if instruction_like(v.text) is None
+        ]
         if not views:
             return passages, set()
         texts = [f"{v.title}: {v.text}" for v in views]
@@ -315,9 +323,8 @@ class Agent:
         candidates = list(passages)
         for i in order[:best]:
             cid = views[i].chunk_id
-            pos = idx.by_id.get(cid)
-            if pos is not None and all(r.chunk.id != cid for r in candidates):
-                candidates.append(Retrieved(chunk=idx.chunks[pos], score=scores[i]))
+            if cid in chunk_of and all(r.chunk.id != cid for r in candidates):
+                candidates.append(Retrieved(chunk=chunk_of[cid], score=scores[i]))
         unseen = len(candidates)
         by_view = sorted(range(len(candidates)), key=lambda j: view_rank.get(candidates[j].chunk.id, len(views)))
         v_rank = {j: r for r, j in enumerate(by_view)}
@@ -359,17 +366,32 @@ class Agent:
                 offsets.add((views[top].start, views[top].end))
         return reordered, offsets
 
+    def _view_pool(
+        self, persona: str, question: str, vector: Sequence[float], passages: list[Retrieved]
+    ) -> list[Chunk]:
+        """The chunks whose views ``views_first`` weighs: all of the persona's (``idx.chunks``
+        itself) up to ``VIEW_POOL_CHUNKS``; beyond it, the retrieved ``passages`` and the chunks the
+        hybrid search ranks in its first ``depth`` of each language
+        (``HybridRetriever.candidates``). Weighing every view of a large persona would embed all
+        of them on its first view question and hold a views x views matrix for the hubness
+        correction (hundreds of GB at 100,000 chunks); the pool keeps both bounded."""
+        idx = self.retriever.index(persona)
+        if idx.lexical.n <= VIEW_POOL_CHUNKS:
+            return idx.chunks
+        pool = {r.chunk.id: r.chunk for r in passages}
+        for c in self.retriever.candidates(persona, question, vector):
+            pool.setdefault(c.id, c)
+        return list(pool.values())
+
     def _twin(self, persona: str, chunk: Chunk, lang: str) -> Chunk | None:
         """The chunk of ``lang`` that tells what ``chunk`` tells: the two are each other's nearest
         neighbour across the languages (mutual nearest neighbours, the criterion of bitext mining,
         e.g. Artetxe & Schwenk 2019, "Margin-based parallel corpus mining with multilingual
         sentence embeddings"), by their stored passage vectors; None when there is no such pair."""
         store = self.retriever.store
-        idx = self.retriever.index(persona)
         near = store.nearest(persona, store.get_vectors(persona, [chunk.id])[0].tolist(), 1, lang=lang)
-        if not near or (pos := idx.by_id.get(near[0][0])) is None:
+        if not near or (twin := self.retriever.chunk_by_id(persona, near[0][0])) is None:
             return None
-        twin = idx.chunks[pos]
         back = store.nearest(persona, store.get_vectors(persona, [twin.id])[0].tolist(), 1, lang=chunk.lang)
         return twin if back and back[0][0] == chunk.id else None
 

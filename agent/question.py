@@ -229,15 +229,19 @@ def _about_writer(question: str, lang: str) -> bool:
     return bool(_YOU_KO.search(question) if lang == "ko" else _YOU.search(question))
 
 
-def understand(question: str, corpus_text: str = "", persona_langs: Iterable[str] = ("en",)) -> Question:
-    """Classify ``question`` against a persona's writings (``corpus_text``: all of them, any case).
+def understand(
+    question: str, corpus_text: str = "", persona_langs: Iterable[str] = ("en",), *, lowered: bool = False
+) -> Question:
+    """Classify ``question`` against a persona's writings (``corpus_text``: all of them, any case;
+    ``lowered``: it is lower-cased already, as the index keeps it, so a question does not lower-case
+    every writing again).
 
     Deterministic: the same inputs give the same :class:`Question`. Vocabulary checks are made
     only where they can succeed: "your X" nouns are looked up only when the question is in one of
     the writings' languages (an English noun is not missing from Korean notes).
     """
     lang = detect_lang(question)
-    corpus_lower = corpus_text.lower()
+    corpus_lower = corpus_text if lowered else corpus_text.lower()
     if is_steer(question):
         return Question(question, "steer", lang)
     names = foreign_names(question, corpus_lower) if corpus_text else ()

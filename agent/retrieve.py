@@ -93,6 +93,11 @@ class _PersonaIndex:
         return clean("\n".join(c.title + "\n" + c.text for c in self.chunks))
 
     @cached_property
+    def corpus_lower(self) -> str:
+        """``corpus_text`` lower-cased, once per index (agent.question looks names up in it)."""
+        return self.corpus_text.lower()
+
+    @cached_property
     def idf(self) -> dict[str, float]:
         """BM25 idf of every term of the index (the same values the lexical side scores with)."""
         return {t: self.lexical.idf(t) for t in self.lexical.terms}
@@ -254,6 +259,24 @@ class HybridRetriever:
             if len(out) >= k:
                 break
         return out
+
+    def candidates(self, persona: str, query: str, vector: Sequence[float]) -> list[Chunk]:
+        """The chunks either side of the hybrid search ranks in its first ``depth`` of each
+        language: the dense hits (the search ``retrieve`` made for ``vector``, read again from the
+        memo) and the BM25 top ``depth`` of ``query``, in that order, each once. Reads only those
+        chunks from the store, so it costs the same at a million chunks as at a thousand."""
+        idx = self.index(persona)
+        rows = [row for hits in self._dense(persona, idx, vector).values() for row, _ in hits]
+        rows += [row for row, _ in idx.lexical.top(query, self.depth, None)]
+        rows = list(dict.fromkeys(rows))
+        got = idx.chunks_at(rows)
+        return [got[r] for r in rows if r in got]
+
+    def chunk_by_id(self, persona: str, chunk_id: str) -> Chunk | None:
+        """One visible chunk of ``persona`` by id, read on its own (None when the index has no such row)."""
+        idx = self.index(persona)
+        row = idx.lexical.row_of(chunk_id)
+        return None if row is None else idx.chunks_at([row]).get(row)
 
     def best_cosines(self, persona: str, vector: Sequence[float]) -> dict[str, float]:
         """The highest cosine between ``vector`` and the persona's visible chunks, per chunk

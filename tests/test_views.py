@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from agent.views import build_inventory, states_view
 from knowledge.types import Chunk
 
 DIARY = (
-    'Last year, I ran scaling law experiments. Performance improved predictably. At the team meeting, I said, '
+    "Last year, I ran scaling law experiments. Performance improved predictably. At the team meeting, I said, "
     '"Scaling might not be the answer." A colleague asked, "Then what is?"'
 )
 KO = '3개월 전, 동료와 alignment에 대해 밤새 논쟁했다. 하지만 Raj는 깨달았다. "이건 기술 문제가 아니야. 철학 문제야."'
@@ -40,3 +42,37 @@ def test_narration_is_not_a_view() -> None:
 def test_deterministic() -> None:
     chunks = [_chunk(DIARY), _chunk(KO, start=500, title="Alignment", cid="c2", lang="ko")]
     assert build_inventory(chunks) == build_inventory(list(reversed(chunks)))
+
+
+def test_a_large_personas_view_question_weighs_only_the_views_of_the_chunks_the_search_ranks(
+    agent_factory: Any, monkeypatch: Any
+) -> None:
+    """Above VIEW_POOL_CHUNKS, views_first embeds the views of the searched chunks only (not the
+    whole inventory, nor a views x views matrix of it), and still leads with the entry that states
+    the view; at or below it, every view is weighed."""
+    import agent.pipeline as pipeline
+
+    question = "What do you think of RLHF as a way to align models?"
+    small = agent_factory()
+    vector = small.embedder.embed_query(question)
+    passages = small.retriever.retrieve(question, 5, "raj", vector=vector)
+    idx = small.retriever.index("raj")
+    assert small._view_pool("raj", question, vector, passages) is idx.chunks
+
+    monkeypatch.setattr(pipeline, "VIEW_POOL_CHUNKS", 3)
+    large = pipeline.Agent(small.settings)  # its own retriever (build_agent keeps one Agent per Settings)
+    large.retriever.depth = 1  # the search's first of each language (20 by default)
+    embedded: list[int] = []
+    embed = large.sentences.embed
+
+    def count(texts: Any) -> Any:
+        embedded.append(len(texts))
+        return embed(texts)
+
+    monkeypatch.setattr(large.sentences, "embed", count)
+    pool = large._view_pool("raj", question, vector, passages)
+    lidx = large.retriever.index("raj")
+    assert 3 < len(pool) < lidx.lexical.n and {r.chunk.id for r in passages} <= {c.id for c in pool}
+    ranked, _ = large.views_first("raj", question, vector, passages)
+    assert len(embedded) == 1 and embedded[0] == len(build_inventory(pool)) < len(lidx.views)
+    assert ranked[0].chunk.title == "Alignment 문제와 밤샘 논쟁"
