@@ -124,6 +124,16 @@ def test_a_lexical_index_with_no_words_builds_saves_and_answers_nothing(tmp_path
     assert again is not None and again.n == len(ids) and again.top("anything", 5) == []
 
 
+def _searches_counted(store: Any, searches: list[str | None]) -> Any:
+    """``store`` whose ``nearest`` appends each search's language filter (None: unfiltered) to ``searches``."""
+
+    def nearest(persona: str, vector: Any, n: int, lang: str | None = None) -> Any:
+        searches.append(lang)
+        return store.nearest(persona, vector, n, lang=lang)
+
+    return type("Spy", (), {"__getattr__": lambda _, name: getattr(store, name), "nearest": staticmethod(nearest)})()
+
+
 def test_warm_up_loads_what_a_first_question_waits_for_and_changes_no_answer(agent: Any) -> None:
     """HybridRetriever.warm (run by ui.serve at start-up): the index is cached, Chroma has searched
     the collection, the rarer languages' vectors are read; answers are those of a cold retriever, and
@@ -139,18 +149,10 @@ def test_warm_up_loads_what_a_first_question_waits_for_and_changes_no_answer(age
     assert len(idx.langs) == 2  # raj writes in English and Korean: one language's vectors are read
     largest = max(idx.lang_counts, key=lambda lang: idx.lang_counts[lang])
     assert set(idx.vectors) == set(idx.langs) - {largest} and not idx.loading
-    filtered: list[str | None] = []
-    nearest = agent.store.nearest
-
-    def spy(persona: str, vector: Any, n: int, lang: str | None = None) -> Any:
-        filtered.append(lang)
-        return nearest(persona, vector, n, lang=lang)
-
-    warmed.store = type(
-        "Spy", (), {"__getattr__": lambda _, name: getattr(agent.store, name), "nearest": staticmethod(spy)}
-    )()
+    searches: list[str | None] = []
+    warmed.store = _searches_counted(agent.store, searches)
     assert [r.chunk.id for r in warmed.retrieve(question, 5, "raj")] == cold
-    assert filtered == [None]  # one unfiltered search; no per-language search with a where filter
+    assert searches == [None]  # one unfiltered search; no per-language search with a where filter
 
 
 def test_the_coverage_rules_best_cosines_reuse_the_dense_search_of_the_same_question(agent: Any) -> None:
@@ -159,16 +161,8 @@ def test_the_coverage_rules_best_cosines_reuse_the_dense_search_of_the_same_ques
     from agent.retrieve import DENSE_MEMO, HybridRetriever
 
     retriever = HybridRetriever(agent.store)
-    calls: list[int] = []
-    nearest = agent.store.nearest
-
-    def spy(persona: str, vector: Any, n: int, lang: str | None = None) -> Any:
-        calls.append(n)
-        return nearest(persona, vector, n, lang=lang)
-
-    retriever.store = type(
-        "Spy", (), {"__getattr__": lambda _, name: getattr(agent.store, name), "nearest": staticmethod(spy)}
-    )()
+    calls: list[str | None] = []
+    retriever.store = _searches_counted(agent.store, calls)
     question = "What went wrong in your first big training run?"
     vector = agent.embedder.embed_query(question)
     hits = retriever.retrieve(question, 5, "raj", vector=vector)
