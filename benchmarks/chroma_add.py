@@ -107,6 +107,7 @@ def run_variant(variant: str, n: int, batch: int, workdir: Path) -> dict[str, An
         col.upsert(**kwargs)
         took = time.perf_counter() - t0
         per_call.append({"held_before": i, "ms_per_chunk": round(took * 1000 / len(ids[part]), 3)})
+        print(f"{variant}: {i:,} held, {per_call[-1]['ms_per_chunk']} ms/chunk", file=sys.stderr, flush=True)
     total = time.perf_counter() - t_all
     fts_on = None
     if col.schema is not None:

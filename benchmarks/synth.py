@@ -366,8 +366,13 @@ def load_into_store(
     vectors.update({c.id: np.asarray(v, dtype=np.float32) for c, v in zip(planted, real, strict=True)})
     lap("embed_planted")
     per_batch = []  # seconds of each add: how Chroma's insert cost grows with the collection
-    for i in range(0, len(corpus.chunks), batch):
-        part = corpus.chunks[i : i + batch]
+    # A build that died after its adds (e.g. in the commit) resumes: chunks already stored are not
+    # written again, as an ingest's batches are not; "chroma_add_resumed" counts them.
+    stored = store.existing_ids(corpus.persona)
+    todo = [c for c in corpus.chunks if c.id not in stored]
+    took["chroma_add_resumed"] = len(corpus.chunks) - len(todo)
+    for i in range(0, len(todo), batch):
+        part = todo[i : i + batch]
         t1 = time.perf_counter()
         store.add(corpus.persona, part, [vectors[c.id].tolist() for c in part])
         per_batch.append(round(time.perf_counter() - t1, 2))
