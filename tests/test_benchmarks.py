@@ -333,3 +333,18 @@ def _fake_results() -> dict[str, Any]:
             "peak_rss_mb": 900.0,
         },
     }
+
+
+def test_chroma_still_fills_the_full_text_index_a_schema_turns_off(tmp_path: Path) -> None:
+    """A canary for knowledge.store: chromadb 1.5.9 accepts a Schema that disables the documents'
+    full-text index and then refuses ``where_document`` searches, but its SQLite writer still
+    indexes every document (the cost benchmarks.chroma_add measures), so the store does not ask
+    for that schema. When this fails, Chroma honours it: turn it on for new collections there."""
+    from benchmarks.chroma_add import run_variant
+
+    off = run_variant("schema_no_fts", 40, 20, tmp_path)
+    on = run_variant("store", 40, 20, tmp_path)
+    bare = run_variant("no_documents", 40, 20, tmp_path)
+    assert off["schema_says_fts_enabled"] is False and on["schema_says_fts_enabled"] is True
+    assert on["fts_rows"] == 40 and bare["fts_rows"] == 0
+    assert off["fts_rows"] == 40

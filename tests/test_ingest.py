@@ -279,3 +279,20 @@ def test_ingest_embeds_on_all_threads_and_questions_on_one() -> None:
     store = FakeStore()
     _embed_and_add(store, "p", chunks, progress=False, batch_size=2)  # type: ignore[arg-type]
     assert store.embedder.calls == [True, True, True]
+
+
+def test_a_manifest_of_more_files_than_chroma_takes_in_one_call_commits(tmp_path: Path) -> None:
+    """Chroma's embedded store refuses a write of more than 5,461 records; a persona of 6,000 files
+    (the 300k-chunk scale run) is committed in several writes, and removing them all works too."""
+    from knowledge.store import FileRecord, Manifest, collection_name
+
+    store = _store(tmp_path / "home", CountingEmbedder())
+    assert store._client.get_max_batch_size() < 6000, "the limit this test crosses"
+    m = Manifest(collection=collection_name("many", store.embedder.id))
+    for i in range(6000):
+        m.files[f"f{i:05d}.txt"] = FileRecord(f"f{i:05d}.txt", f"{i:064x}", [f"c{i}"], 120)
+    store.commit(m, [])
+    got = store.manifest("many")
+    assert len(got.files) == 6000 and got.files["f05999.txt"].ids == ["c5999"]
+    store.commit(Manifest(collection=m.collection), list(m.files))
+    assert store.manifest("many").files == {}
