@@ -16,7 +16,7 @@ from agent.coverage import Coverage, abstain_text, assess
 from agent.personas import DEFAULT_PERSONA, PersonaCard, get_persona, list_personas
 from agent.question import understand
 from agent.reasoning import strip_reasoning
-from agent.views import build_inventory
+from agent.views import View, build_inventory
 from knowledge.config import Settings
 from knowledge.decode import clean
 from knowledge.errors import IndexMissingError, InputError
@@ -259,11 +259,9 @@ class Agent:
         from agent.retrieve import rrf
 
         idx = self.retriever.index(persona)
-        pool = self._view_pool(persona, question, vector, passages)
+        pool, inventory = self._view_pool(persona, question, vector, passages)
         chunk_of = {c.id: c for c in pool}
-        views = [
-            v for v in (idx.views if pool is idx.chunks else build_inventory(pool)) if instruction_like(v.text) is None
-        ]
+        views = [v for v in inventory if instruction_like(v.text) is None]
         if not views:
             return passages, set()
         texts = [f"{v.title}: {v.text}" for v in views]
@@ -368,20 +366,22 @@ class Agent:
 
     def _view_pool(
         self, persona: str, question: str, vector: Sequence[float], passages: list[Retrieved]
-    ) -> list[Chunk]:
-        """The chunks whose views ``views_first`` weighs: all of the persona's (``idx.chunks``
-        itself) up to ``VIEW_POOL_CHUNKS``; beyond it, the retrieved ``passages`` and the chunks the
-        hybrid search ranks in its first ``depth`` of each language
-        (``HybridRetriever.candidates``). Weighing every view of a large persona would embed all
-        of them on its first view question and hold a views x views matrix for the hubness
-        correction (hundreds of GB at 100,000 chunks); the pool keeps both bounded."""
+    ) -> tuple[list[Chunk], list[View]]:
+        """The chunks whose views ``views_first`` weighs, and those views: all of the persona's
+        (the index's chunks and its kept inventory) up to ``VIEW_POOL_CHUNKS``; beyond it, the
+        retrieved ``passages`` and the chunks the hybrid search ranks in its first ``depth`` of
+        each language (``HybridRetriever.candidates``), with their inventory built now. Weighing
+        every view of a large persona would embed all of them on its first view question and hold
+        a views x views matrix for the hubness correction (hundreds of GB at 100,000 chunks); the
+        pool keeps both bounded."""
         idx = self.retriever.index(persona)
         if idx.lexical.n <= VIEW_POOL_CHUNKS:
-            return idx.chunks
+            return idx.chunks, idx.views
         pool = {r.chunk.id: r.chunk for r in passages}
         for c in self.retriever.candidates(persona, question, vector):
             pool.setdefault(c.id, c)
-        return list(pool.values())
+        chunks = list(pool.values())
+        return chunks, build_inventory(chunks)
 
     def _twin(self, persona: str, chunk: Chunk, lang: str) -> Chunk | None:
         """The chunk of ``lang`` that tells what ``chunk`` tells: the two are each other's nearest

@@ -57,7 +57,8 @@ def test_a_large_personas_view_question_weighs_only_the_views_of_the_chunks_the_
     vector = small.embedder.embed_query(question)
     passages = small.retriever.retrieve(question, 5, "raj", vector=vector)
     idx = small.retriever.index("raj")
-    assert small._view_pool("raj", question, vector, passages) is idx.chunks
+    chunks, views = small._view_pool("raj", question, vector, passages)
+    assert chunks is idx.chunks and views is idx.views
 
     monkeypatch.setattr(pipeline, "VIEW_POOL_CHUNKS", 3)
     large = pipeline.Agent(small.settings)  # its own retriever (build_agent keeps one Agent per Settings)
@@ -70,7 +71,7 @@ def test_a_large_personas_view_question_weighs_only_the_views_of_the_chunks_the_
         return embed(texts)
 
     monkeypatch.setattr(large.sentences, "embed", count)
-    pool = large._view_pool("raj", question, vector, passages)
+    pool, _ = large._view_pool("raj", question, vector, passages)
     lidx = large.retriever.index("raj")
     assert 3 < len(pool) < lidx.lexical.n and {r.chunk.id for r in passages} <= {c.id for c in pool}
     ranked, _ = large.views_first("raj", question, vector, passages)
