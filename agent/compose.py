@@ -229,6 +229,24 @@ def boost_views(
 VIEW_TERMS = 0.05  # for view questions: weight of the question's terms held by a window's own view sentence
 
 
+def question_terms(question: str, idf: dict[str, float] | None) -> dict[str, float]:
+    """The question's terms the writings use, with their idf (``idf``: the persona's, agent.retrieve):
+    a topic they never name is the question kind's business (agent.question), not a term to match."""
+    known = idf or {}
+    return {t: known[t] for t in set(lexical_tokens(question)) if t in known}
+
+
+def term_share(weights: dict[str, float], text: str) -> float:
+    """The share of ``weights`` (:func:`question_terms`) that ``text`` holds, 0..1; a question term
+    also matches a longer written word it begins ("align" -> "alignment"). 0.0 for no weights."""
+    total = sum(weights.values())
+    if not total:
+        return 0.0
+    terms = set(lexical_tokens(text))
+    hit = sum(w for t, w in weights.items() if t in terms or (len(t) >= 4 and any(x.startswith(t) for x in terms)))
+    return hit / total
+
+
 def rerank_views(
     scored: Sequence[Scored], question: str, idf: dict[str, float] | None, states_view: object
 ) -> list[Scored]:
@@ -241,9 +259,8 @@ def rerank_views(
     the view the question is about ("Is scaling the road to superintelligence?" matched the
     professor's-job sentence next to "Scaling might not be the answer."): the view sentence's own
     terms decide between such near ties."""
-    weights = {t: (idf or {})[t] for t in set(lexical_tokens(question)) if t in (idf or {})}
-    total = sum(weights.values())
-    if not total:
+    weights = question_terms(question, idf)
+    if not sum(weights.values()):
         return list(scored)
     share: dict[Sentence, float] = {}
     out = []
@@ -251,17 +268,7 @@ def rerank_views(
         best = 0.0
         for x in sc.window.sentences:
             if x not in share:
-                share[x] = 0.0
-                if states_view(x.text):  # type: ignore[operator]
-                    terms = set(lexical_tokens(x.text))
-                    share[x] = (
-                        sum(
-                            w
-                            for t, w in weights.items()
-                            if t in terms or (len(t) >= 4 and any(y.startswith(t) for y in terms))
-                        )
-                        / total
-                    )
+                share[x] = term_share(weights, x.text) if states_view(x.text) else 0.0  # type: ignore[operator]
             best = max(best, share[x])
         out.append(Scored(sc.window, sc.score + VIEW_TERMS * best, sc.dense, sc.lift, sc.lexical, sc.view))
     return sorted(out, key=lambda x: -x.score)

@@ -11,7 +11,15 @@ from functools import cached_property
 from typing import Any
 
 from agent.backends import AnswerRequest, get_backend, resolve_name
-from agent.compose import SentenceCache, boost_views, candidate_sentences, score_windows, windows
+from agent.compose import (
+    SentenceCache,
+    boost_views,
+    candidate_sentences,
+    question_terms,
+    score_windows,
+    term_share,
+    windows,
+)
 from agent.coverage import Coverage, abstain_text, assess
 from agent.personas import DEFAULT_PERSONA, PersonaCard, get_persona, list_personas
 from agent.question import understand
@@ -21,7 +29,7 @@ from knowledge.config import Settings
 from knowledge.decode import clean
 from knowledge.errors import IndexMissingError, InputError
 from knowledge.scan import instruction_like
-from knowledge.text import count_tokens, detect_lang, lexical_tokens
+from knowledge.text import count_tokens, detect_lang
 from knowledge.types import Answer, Chunk, Retrieved
 
 _FOLLOW_UP = re.compile(
@@ -282,25 +290,15 @@ class Agent:
         means = {
             lang: float(np.mean([s for v, s in zip(views, sims, strict=True) if v.lang == lang])) for lang in langs
         }
-        idf = self.idf(persona)
         # Only terms the writings use: a topic they never name is the question kind's business
         # (agent.question), and would otherwise drown the terms a view can match.
-        weights = {t: idf[t] for t in set(lexical_tokens(question)) if t in idf}
-        total = sum(weights.values()) or 1.0
-
-        def share(text: str) -> float:
-            terms = set(lexical_tokens(text))
-            hit = sum(
-                w for t, w in weights.items() if t in terms or (len(t) >= 4 and any(x.startswith(t) for x in terms))
-            )
-            return hit / total
-
+        weights = question_terms(question, self.idf(persona))
         lifted = [float(sim) - means[v.lang] for v, sim in zip(views, sims, strict=True)]
-        lexical = [share(text) for text in texts]  # "entry title: sentence", as embedded
+        lexical = [term_share(weights, text) for text in texts]  # "entry title: sentence", as embedded
         scores = [x + VIEW_LEXICAL * y for x, y in zip(lifted, lexical, strict=True)]
         # The question's terms in the view sentence itself (not its entry's title): "Is scaling the
         # road to superintelligence?" -> "Scaling might not be the answer."
-        own = [share(v.text) for v in views]
+        own = [term_share(weights, v.text) for v in views]
         # Each language's views are ranked on their own and the lists interleaved, the question's
         # language first, as the retriever interleaves its per-language lists (agent.retrieve): a
         # Korean question about a view both diaries state is led by the Korean entry.
