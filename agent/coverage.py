@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from agent.compose import Scored
-from agent.question import Question, understand
+from agent.question import Question, Writings, understand
 from knowledge.text import lexical_tokens
 
 CALIBRATION = Path(__file__).with_name("abstain.json")
@@ -150,7 +150,7 @@ def speaks_to(q: Question, vocabulary: frozenset[str] | set[str], persona_langs:
 def assess(
     question: str,
     scored: list[Scored],
-    corpus_text: str,
+    corpus_text: str | Writings,
     question_lang: str = "en",
     persona_langs: tuple[str, ...] = (),
     understood: Question | None = None,
@@ -160,7 +160,9 @@ def assess(
 ) -> Coverage:
     """Whether to answer: a premise, outside or off-topic question abstains; a view question
     naming a topic the writings lack is answered from the nearest stated view when the calibrated
-    relevance rule says the retrieved passages address it. ``own_best`` / ``cohort_best``: the
+    relevance rule says the retrieved passages address it. ``corpus_text``: the writings (their
+    text, or a :class:`agent.question.Writings` such as the persona's index), read only when
+    ``understood`` is not given. ``own_best`` / ``cohort_best``: the
     best chunk cosine per language of this persona and of the other indexed personas
     (:func:`cohort_margin`); without them the margin is 0."""
     q = understood or understand(question, corpus_text, persona_langs or (question_lang,))

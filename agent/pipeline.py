@@ -203,8 +203,9 @@ class Agent:
         vector = self.embedder.embed_query(standalone)
         passages = self.retriever.retrieve(standalone, self.settings.top_k, card.id, vector=vector)
         idx = self.retriever.index(card.id)
-        corpus = self.corpus_text(card.id)
-        understood = understand(standalone, idx.corpus_lower, idx.langs, lowered=True)
+        # The index answers the vocabulary look-ups (has_word): a large persona's whole text is
+        # never loaded for them.
+        understood = understand(standalone, idx, idx.langs)
         view_offsets: set[tuple[int, int]] = set()
         if understood.kind == "view":
             passages, view_offsets = self.views_first(card.id, standalone, vector, passages)
@@ -216,7 +217,7 @@ class Agent:
         coverage = assess(
             text,
             scored,
-            corpus,
+            idx,
             detect_lang(text),
             idx.langs,
             understood=understood,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from knowledge.text import detect_lang, morphemes
 
@@ -136,13 +137,43 @@ class Question:
         return self.kind == "view"
 
 
-def _known(term: str, corpus_lower: str) -> bool:
-    """``term`` (or its plural/possessive/-ing base) is a whole word of the writings."""
-    for v in _variants(term):
-        # The writings may use the plural or possessive of the question's word ("RNNs" for "RNN").
-        if v and re.search(rf"(?<![a-z0-9]){re.escape(v)}(?:s|es|'s)?(?![a-z0-9])", corpus_lower):
-            return True
-    return False
+class Writings(Protocol):
+    """What the vocabulary checks ask of a persona's writings: whether a word occurs in them."""
+
+    def has_word(self, word: str) -> bool:
+        """True when ``word`` (lower-case) or its plural or possessive is a whole word of the writings."""
+        ...
+
+
+def word_in(word: str, text_lower: str) -> bool:
+    """``word`` (lower-case), or it followed by "s", "es" or "'s", occurs in ``text_lower`` with no
+    letter or digit on either side (the writings may use the plural or possessive of the question's
+    word: "RNNs" for "RNN")."""
+    return bool(word) and re.search(rf"(?<![a-z0-9]){re.escape(word)}(?:s|es|'s)?(?![a-z0-9])", text_lower) is not None
+
+
+class CorpusWords:
+    """:class:`Writings` over the whole lower-cased text of the writings, searched per word (what
+    a small persona's index keeps; agent.retrieve answers from postings for a large one)."""
+
+    def __init__(self, corpus_lower: str) -> None:
+        self.corpus_lower = corpus_lower
+
+    def has_word(self, word: str) -> bool:
+        return word_in(word, self.corpus_lower)
+
+
+def _as_writings(corpus: str | Writings, lowered: bool = True) -> Writings:
+    if isinstance(corpus, str):
+        return CorpusWords(corpus if lowered else corpus.lower())
+    return corpus
+
+
+def _known(term: str, corpus: str | Writings) -> bool:
+    """``term`` (or its plural/possessive/-ing base) is a whole word of the writings
+    (``corpus``: their lower-cased text, or a :class:`Writings`)."""
+    writings = _as_writings(corpus)
+    return any(writings.has_word(v) for v in _variants(term) if v)
 
 
 def _variants(term: str) -> set[str]:
@@ -150,8 +181,9 @@ def _variants(term: str) -> set[str]:
     return {t, t.removesuffix("s"), t.removesuffix("'s"), t.removesuffix("es"), t.removesuffix("ing")}
 
 
-def foreign_names(question: str, corpus_lower: str) -> tuple[str, ...]:
-    """Names, acronyms and years of ``question`` that appear nowhere in ``corpus_lower`` (lower-cased).
+def foreign_names(question: str, corpus_lower: str | Writings) -> tuple[str, ...]:
+    """Names, acronyms and years of ``question`` that appear nowhere in ``corpus_lower`` (the
+    writings' lower-cased text, or a :class:`Writings`).
 
     A sentence-initial capital is grammar: only all-caps words or words with digits count there.
     A plural or possessive of a known name ("NaNs") is not new.
@@ -169,7 +201,7 @@ def foreign_names(question: str, corpus_lower: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def foreign_possessions(question: str, corpus_lower: str) -> tuple[str, ...]:
+def foreign_possessions(question: str, corpus_lower: str | Writings) -> tuple[str, ...]:
     """Head words of "your X" phrases that the writings never use ("your internship" -> "internship").
 
     Only content words count; "your view", "your first big training run" (when "training" is
@@ -230,27 +262,34 @@ def _about_writer(question: str, lang: str) -> bool:
 
 
 def understand(
-    question: str, corpus_text: str = "", persona_langs: Iterable[str] = ("en",), *, lowered: bool = False
+    question: str,
+    corpus_text: str | Writings = "",
+    persona_langs: Iterable[str] = ("en",),
+    *,
+    lowered: bool = False,
 ) -> Question:
-    """Classify ``question`` against a persona's writings (``corpus_text``: all of them, any case;
-    ``lowered``: it is lower-cased already, as the index keeps it, so a question does not lower-case
-    every writing again).
+    """Classify ``question`` against a persona's writings (``corpus_text``: all of them, any case,
+    or a :class:`Writings` that answers word look-ups, as a persona's index does; ``lowered``: the
+    text is lower-cased already, so a question does not lower-case every writing again). An empty
+    text means no vocabulary checks.
 
     Deterministic: the same inputs give the same :class:`Question`. Vocabulary checks are made
     only where they can succeed: "your X" nouns are looked up only when the question is in one of
     the writings' languages (an English noun is not missing from Korean notes).
     """
     lang = detect_lang(question)
-    corpus_lower = corpus_text if lowered else corpus_text.lower()
+    corpus_lower = _as_writings(corpus_text, lowered) if corpus_text else None
     if is_steer(question):
         return Question(question, "steer", lang)
-    names = foreign_names(question, corpus_lower) if corpus_text else ()
+    names = foreign_names(question, corpus_lower) if corpus_lower is not None else ()
     if lang not in tuple(persona_langs):
         # Asked in another language than the writings: an ordinary capitalised word ("Korean" in
         # an English question to Korean notes) cannot be found in them; only names that stay the
         # same across languages (DeepMind, RLHF, GPT-4) can be missing.
         names = tuple(n for n in names if _portable(n))
-    nouns = foreign_possessions(question, corpus_lower) if corpus_text and lang in tuple(persona_langs) else ()
+    nouns = (
+        foreign_possessions(question, corpus_lower) if corpus_lower is not None and lang in tuple(persona_langs) else ()
+    )
     seen = {n.lower() for n in names}
     foreign = tuple(dict.fromkeys((*names, *(n for n in nouns if n.lower() not in seen))))
     triggered = bool(_TRIGGER_KO.search(question) if lang == "ko" else _TRIGGER_EN.search(question))

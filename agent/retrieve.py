@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from agent.question import word_in
 from agent.views import View, build_inventory
 from knowledge.decode import clean
 from knowledge.errors import IndexMissingError
@@ -42,6 +43,13 @@ class Retriever(Protocol):
     def retrieve(self, query: str, k: int, persona: str) -> list[Retrieved]: ...
 
 
+# Up to this many chunks ``_PersonaIndex.has_word`` searches the whole lower-cased text (the bundled
+# personas have 8-33 chunks); beyond, it reads only the chunks the BM25 postings point to, at most
+# WORD_CHECK_ROWS of them for one word.
+SCAN_CHUNKS = 256
+WORD_CHECK_ROWS = 2048
+
+
 class _PersonaIndex:
     """Everything derived from one committed manifest of a persona, built once per manifest head.
 
@@ -65,6 +73,7 @@ class _PersonaIndex:
         # The last few dense searches by query vector: ask() reads one twice (retrieve, then the
         # coverage rule's best cosines), and a new ingest makes a new index, so none goes stale.
         self.dense_memo: OrderedDict[bytes, dict[str | None, list[tuple[int, float]]]] = OrderedDict()
+        self.words: dict[str, bool] = {}  # has_word's answers from the postings
         self._lock = threading.Lock()
 
     @cached_property
@@ -96,6 +105,55 @@ class _PersonaIndex:
     def corpus_lower(self) -> str:
         """``corpus_text`` lower-cased, once per index (agent.question looks names up in it)."""
         return self.corpus_text.lower()
+
+    def has_word(self, word: str) -> bool:
+        """``word`` (lower-case), or its plural or possessive, is a whole word of these writings
+        (agent.question.Writings; ``agent.question.word_in`` on ``corpus_lower``).
+
+        Up to ``SCAN_CHUNKS`` chunks (or once ``corpus_lower`` is loaded anyway) that text is
+        searched. Beyond, loading every chunk's text on a persona's first question would take
+        minutes and gigabytes at a million chunks, so the BM25 postings narrow the search: only the
+        chunks holding every lexical token of ``word`` (or of it with "s" or "es") are read
+        (``chunks_at``) and searched, at most ``WORD_CHECK_ROWS`` of them; a word held by more chunks
+        than that counts as written without reading them all. A word that is, or with "s" or "es"
+        makes, a word with no lexical token (a stop word, one letter: "thi" + "s") counts as written
+        when the writings hold English. Also unlike the text search, a fragment of a contraction
+        ("won" of "won't", "ve" of "I've") is not found: the tokeniser keeps the contraction whole.
+        Answers are kept per index (``words``)."""
+        if "corpus_lower" in self.__dict__ or self.lexical.n <= SCAN_CHUNKS:
+            return word_in(word, self.corpus_lower)
+        with self._lock:
+            known = self.words.get(word)
+        if known is None:
+            known = self._word_in_postings(word)
+            with self._lock:
+                if len(self.words) > 100_000:  # a bound on memory for a long-running process
+                    self.words.clear()
+                self.words[word] = known
+        return known
+
+    def _word_in_postings(self, word: str) -> bool:
+        # word_in also accepts the word followed by "s", "es" or "'s", which may stem otherwise
+        # ("capabilitie" + "s"): the chunks holding the tokens of any of these forms are candidates.
+        found: list[np.ndarray] = []
+        for form in (word, word + "s", word + "es"):
+            toks = list(dict.fromkeys(lexical_tokens(form)))
+            if not toks:
+                # A stop word or a single letter has no postings: it counts as written when the
+                # writings hold English (the language of the stop-word list).
+                return "en" in self.langs
+            postings = sorted((self.lexical.rows_with(t) for t in toks), key=len)
+            rows = postings[0]
+            for other in postings[1:]:
+                rows = np.intersect1d(rows, other, assume_unique=True)
+            found.append(rows)
+        rows = np.unique(np.concatenate(found))
+        for lo in range(0, min(len(rows), WORD_CHECK_ROWS), 256):
+            batch = [int(r) for r in rows[lo : lo + 256]]
+            for c in self.chunks_at(batch).values():
+                if word_in(word, clean(c.title + "\n" + c.text).lower()):
+                    return True
+        return len(rows) > WORD_CHECK_ROWS
 
     @cached_property
     def idf(self) -> dict[str, float]:

@@ -236,8 +236,9 @@ class LexicalIndex:
 
     # --- querying --------------------------------------------------------------------------
 
-    @property
+    @functools.cached_property
     def vocabulary(self) -> frozenset[str]:
+        """Every term of the index (built once: ask() reads it for every question)."""
         return frozenset(self.terms)
 
     def idf(self, term: str) -> float:

@@ -220,3 +220,70 @@ def test_a_one_shot_process_waits_for_the_background_vector_read_before_exiting(
     release.set()
     readers[0].join(30)
     assert "ko" in idx.vectors
+
+
+def _large(agent: Any, persona: str, monkeypatch: Any) -> Any:
+    """A fresh index of ``persona`` that takes itself for a large one (``SCAN_CHUNKS`` = 0)."""
+    import agent.retrieve as retrieve
+
+    monkeypatch.setattr(retrieve, "SCAN_CHUNKS", 0)
+    small = agent.retriever.index(persona)
+    return retrieve._PersonaIndex(small.store, persona, small.lexical)
+
+
+@pytest.mark.parametrize("persona", ["raj", "diarist", "intern", "newcomer"])
+def test_word_look_ups_from_the_postings_agree_with_searching_the_whole_text(
+    agent: Any, persona: str, monkeypatch: Any
+) -> None:
+    """A large persona's vocabulary look-ups (agent.question._known, as understand() makes them)
+    read only the chunks the BM25 postings point to; on the bundled writings they give what
+    searching the whole lower-cased text gives, for every word of the gold and calibration
+    questions and of the writings themselves. Not compared: words a variant of which is a stop
+    word or one letter (no postings: counted as written in English writings), and fragments of a
+    contraction ("won" of "won't", "ve" of "I've"), both documented on ``has_word``."""
+    import re
+
+    from agent.question import CorpusWords, _known, _variants
+
+    datasets = Path(__file__).parents[1] / "evals" / "datasets"
+    words: set[str] = set()
+    for name in ("persona_qa.jsonl", "stances.jsonl", "abstain_calibration.jsonl"):
+        text = (datasets / name).read_text("utf-8").lower()
+        words.update(re.findall(r"\b[a-z][a-z0-9]*\b", text))
+    whole = CorpusWords(agent.retriever.index(persona).corpus_lower)
+    words.update(re.findall(r"\b[a-z][a-z0-9]*\b", whole.corpus_lower))
+    large = _large(agent, persona, monkeypatch)
+
+    def postings_free(w: str) -> bool:
+        return any(not lexical_tokens(f) for v in _variants(w) if v for f in (v, v + "s", v + "es"))
+
+    compared = [w for w in sorted(words) if not postings_free(w)]
+    assert len(compared) > 1000
+    differ = [w for w in compared if _known(w, whole) != _known(w, large)]
+    contraction = [w for w in differ if re.search(rf"(?<![a-z0-9]){w}'[a-z]|[a-z]'{w}(?![a-z0-9])", whole.corpus_lower)]
+    assert differ == contraction
+    assert "corpus_text" not in large.__dict__ and "chunks" not in large.__dict__
+
+
+def test_a_large_personas_first_question_reads_no_whole_text(agent_factory: Any, monkeypatch: Any) -> None:
+    """ask() on a persona above ``SCAN_CHUNKS`` answers its vocabulary checks from the postings:
+    neither every chunk nor the whole text is loaded, and the answer and its kind are those of
+    the small-persona path ("your years at DeepMind" is still a premise; the training-run question
+    still answers from the entry it did)."""
+    import agent.pipeline as pipeline
+    import agent.retrieve as retrieve
+
+    small = agent_factory()
+    before = [small.ask(q, persona="raj", backend="extractive") for q in _FIRST]
+    monkeypatch.setattr(retrieve, "SCAN_CHUNKS", 0)
+    monkeypatch.setattr(pipeline, "VIEW_POOL_CHUNKS", 0)
+    large = pipeline.Agent(small.settings)  # its own retriever, so its own index objects
+    after = [large.ask(q, persona="raj", backend="extractive") for q in _FIRST]
+    idx = large.retriever.index("raj")
+    assert "corpus_text" not in idx.__dict__ and "chunks" not in idx.__dict__ and idx.words
+    assert [a.text for a in after] == [b.text for b in before]
+    assert "DeepMind" in after[0].text and not after[0].citations
+    assert after[1].citations
+
+
+_FIRST = ("Tell me about your years at DeepMind.", "What went wrong in your first big training run?")
