@@ -108,3 +108,26 @@ def test_a_user_personas_missing_folder_keeps_its_index_and_the_others_are_inges
     assert by_name.returncode == 2 and "is missing" in by_name.stderr and "Traceback" not in by_name.stderr
     answer = json.loads(persona("ask", "How long was the cluster down?", "--persona", "me", "--json", home=home).stdout)
     assert not answer["abstained"] and any("nine hours" in c["quote"] for c in answer["citations"])
+
+
+def test_ingest_embeds_the_sentences_only_up_to_the_size_where_it_takes_minutes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Above ``WARM_SENTENCES_CHUNKS`` chunks `persona ingest` says it leaves the sentences to the
+    answers and embeds none; at or below it, it embeds them (here: limits 1 and 10, two chunks)."""
+    import ui.cli as cli
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.md").write_text("# Outage\nThe cluster went down for nine hours.\n", encoding="utf-8")
+    (notes / "b.md").write_text("# Reading\nWe read about sparse autoencoders.\n", encoding="utf-8")
+    monkeypatch.setenv("PERSONA_HOME", str(tmp_path / "home"))
+    warmed: list[str] = []
+    monkeypatch.setattr(cli, "warm_sentences", lambda agent, persona, batch=512: warmed.append(persona) or 0)
+    monkeypatch.setattr(cli, "WARM_SENTENCES_CHUNKS", 1)
+    assert cli.main(["ingest", str(notes), "--persona", "me"]) == 0
+    assert warmed == [] and "over 1: their sentences are not embedded now" in capsys.readouterr().err
+    (notes / "c.md").write_text("# Later\nA third note.\n", encoding="utf-8")
+    monkeypatch.setattr(cli, "WARM_SENTENCES_CHUNKS", 10)
+    assert cli.main(["ingest", "--persona", "me"]) == 0
+    assert warmed == ["me"] and "not embedded now" not in capsys.readouterr().err

@@ -85,7 +85,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         )
         reports.append(report)
         if not getattr(args, "no_warm", False) and report.chunks:
-            warm_sentences(agent, persona)
+            if report.chunks > WARM_SENTENCES_CHUNKS:
+                print(
+                    f"  {persona}: {report.chunks} chunks, over {WARM_SENTENCES_CHUNKS}: their sentences are not "
+                    "embedded now (hours at this size); each answer embeds the ones it quotes, once",
+                    file=sys.stderr,
+                )
+            else:
+                warm_sentences(agent, persona)
         if not args.json:
             print(
                 f"{persona}: {report.chunks} chunks ({report.added} added, {report.updated} updated, "
@@ -102,6 +109,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         }
         print(json.dumps({**total, "personas": [r.to_dict() for r in reports]}, ensure_ascii=False))
     return 0
+
+
+# Above this many chunks `persona ingest` does not embed every sentence for the composer: at ~7
+# sentences a chunk and ~16 ms a sentence on 2 cores (../shared/OFFLINE.md) that is ~4 min at 2,000
+# chunks, over the chunks' own embedding, and ~30 h at 1,000,000. Answers embed what they quote.
+WARM_SENTENCES_CHUNKS = 2_000
 
 
 def warm_sentences(agent: Any, persona: str, batch: int = 512) -> int:
@@ -208,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-warm",
         action="store_true",
         help="skip embedding each passage's sentences for the answer composer (by default they are embedded "
-        "now and kept on disk, so the first `persona ask` does not wait for them)",
+        "now and kept on disk, so the first `persona ask` does not wait for them; never done above "
+        f"{WARM_SENTENCES_CHUNKS} chunks, where it would take hours)",
     )
     p.set_defaults(func=cmd_ingest)
 
