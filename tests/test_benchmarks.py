@@ -348,3 +348,26 @@ def test_chroma_still_fills_the_full_text_index_a_schema_turns_off(tmp_path: Pat
     assert off["schema_says_fts_enabled"] is False and on["schema_says_fts_enabled"] is True
     assert on["fts_rows"] == 40 and bare["fts_rows"] == 0
     assert off["fts_rows"] == 40
+
+
+def test_scale_ask_times_the_answer_path_without_loading_the_whole_persona(pool: Pool, tmp_path: Path) -> None:
+    """benchmarks.scale_ask on a 400-chunk synthetic persona (above agent.retrieve.SCAN_CHUNKS):
+    every step answers, memory is read for each, and neither every chunk nor the whole text is
+    loaded by the fact, view and follow-on questions."""
+    from agent.pipeline import Agent
+    from benchmarks.scale_ask import MORE, measure
+    from knowledge.store import Store
+
+    settings = Settings().replace(home=tmp_path)
+    agent = Agent(settings)
+    agent.__dict__["embedder"] = HashEmbedder()  # the store's embedder, at the agent's seam
+    corpus = generate(pool, "synth-test", 400, n_planted=10, max_tokens=settings.chunk_tokens)
+    load_into_store(Store.open(settings, agent.embedder), pool, corpus, settings.chunk_tokens)
+    from agent.personas import save_user_persona
+
+    save_user_persona(settings, corpus.persona, tmp_path, [], name=corpus.persona)
+    out = measure(agent, corpus.persona)
+    assert out["chunks"] == 400 and len(out["answers"]) == 2 + len(MORE) and all(out["answers"])
+    assert set(out["steps_mb"]) == {"start", "warm", "first_fact", "first_view", "next_six"}
+    assert all(v["VmHWM"] >= v["VmRSS"] > 0 for v in out["steps_mb"].values())
+    assert out["loaded_all_chunks"] is False and out["loaded_whole_text"] is False
