@@ -207,11 +207,14 @@ class Agent:
         # never loaded for them.
         understood = understand(standalone, idx, idx.langs)
         view_offsets: set[tuple[int, int]] = set()
+        # The question's words the writings lack, with the writings' words they translate to in the
+        # other language (agent.bridge): what the term overlap of views and windows reads.
+        lexq = " ".join([standalone, *self.bridge(card.id, standalone)])
         if understood.kind == "view":
-            passages, view_offsets = self.views_first(card.id, standalone, vector, passages)
+            passages, view_offsets = self.views_first(card.id, standalone, vector, passages, terms_text=lexq)
         # A sentence the ingest scan would flag (an instruction planted in a source) is never quoted.
         sentences = [s for s in candidate_sentences(passages) if instruction_like(s.text) is None]
-        scored = score_windows(standalone, vector, windows(sentences), self.sentences, self.idf(card.id))
+        scored = score_windows(lexq, vector, windows(sentences), self.sentences, self.idf(card.id))
         if view_offsets:
             scored = boost_views(scored, view_offsets)
         coverage = assess(
@@ -226,6 +229,27 @@ class Agent:
             cohort_best=self.cohort_best(card.id, vector),
         )
         return text, card, hist, standalone, passages, scored, coverage
+
+    def bridge(self, persona: str, question: str) -> list[str]:
+        """The persona's words that ``question``'s content words the writings never use translate
+        to, across English and Korean (agent.bridge): "인턴십" -> ["internship"]. [] for a persona
+        above ``agent.retrieve.SCAN_CHUNKS`` chunks (its whole text is never loaded) or one whose
+        writings hold no text in the other language. The target words' vectors are kept per index."""
+        from agent.bridge import bridge, target_words, unit
+        from agent.retrieve import SCAN_CHUNKS
+
+        idx = self.retriever.index(persona)
+        if idx.lexical.n > SCAN_CHUNKS:
+            return []
+
+        def targets(lang: str) -> tuple[list[str], list[str], Any]:
+            if lang not in idx.bridge_targets:
+                words, tokens = target_words(lang, idx.corpus_lower, idx.lexical.terms)
+                vecs = unit(self.sentences.embed(words)) if words else None
+                idx.bridge_targets[lang] = (words, tokens, vecs)
+            return idx.bridge_targets[lang]
+
+        return bridge(question, idx.langs, lambda t: t in idx.lexical.term_id, targets, self.sentences.embed)
 
     def cohort_best(self, persona: str, vector: Sequence[float]) -> dict[str, float]:
         """Per chunk language, the highest cosine between ``vector`` and any *other* indexed
@@ -244,7 +268,13 @@ class Agent:
         return best
 
     def views_first(
-        self, persona: str, question: str, vector: Sequence[float], passages: list[Retrieved], best: int = 2
+        self,
+        persona: str,
+        question: str,
+        vector: Sequence[float],
+        passages: list[Retrieved],
+        best: int = 2,
+        terms_text: str | None = None,
     ) -> tuple[list[Retrieved], set[tuple[int, int]]]:
         """``passages`` (the retriever's ranking) plus the chunks of the ``best`` views (agent.views)
         matching ``question``, re-ranked by reciprocal-rank fusion (Cormack et al. 2009) of three
@@ -293,7 +323,7 @@ class Agent:
         }
         # Only terms the writings use: a topic they never name is the question kind's business
         # (agent.question), and would otherwise drown the terms a view can match.
-        weights = question_terms(question, self.idf(persona))
+        weights = question_terms(terms_text or question, self.idf(persona))
         lifted = [float(sim) - means[v.lang] for v, sim in zip(views, sims, strict=True)]
         lexical = [term_share(weights, text) for text in texts]  # "entry title: sentence", as embedded
         scores = [x + VIEW_LEXICAL * y for x, y in zip(lifted, lexical, strict=True)]

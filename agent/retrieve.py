@@ -7,7 +7,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -74,6 +74,8 @@ class _PersonaIndex:
         # coverage rule's best cosines), and a new ingest makes a new index, so none goes stale.
         self.dense_memo: OrderedDict[bytes, dict[str | None, list[tuple[int, float]]]] = OrderedDict()
         self.words: dict[str, bool] = {}  # has_word's answers from the postings
+        # agent.bridge's target words by language: (words, their lexical tokens, unit vectors).
+        self.bridge_targets: dict[str, tuple[list[str], list[str], Any]] = {}
         self._lock = threading.Lock()
 
     @cached_property

@@ -1,0 +1,46 @@
+"""Cross-lingual term bridge (agent.bridge): a question's foreign words meet the writings' own words."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from agent.bridge import source_words, target_words, translate
+
+
+def test_source_words_are_the_questions_content_words_and_their_target_language() -> None:
+    lang, words = source_words("박사과정과 인턴십의 차이는 뭐였나요?")
+    assert lang == "en" and "인턴십" in words and "차이" in words and "뭐" not in words
+    lang, words = source_words("Should we trust a sudden big jump in benchmark scores?")
+    assert lang == "ko" and "benchmark" in words and "should" not in words and "we" not in words
+
+
+def test_target_words_keep_one_token_words_of_the_other_language_sorted() -> None:
+    words, tokens = target_words("en", "the internship taught me the difference. internships!", [])
+    assert words == ["difference", "internship", "internships", "taught"]
+    assert tokens[1] == tokens[2]  # one lexical token for the singular and the plural
+    words, _ = target_words("ko", "", ["벤치마크", "모", "model", "점수"])
+    assert words == ["벤치마크", "점수"]
+
+
+def test_translate_takes_the_nearest_token_only_with_a_margin_over_the_next() -> None:
+    words = ["internship", "internships", "mentors", "career"]
+    tokens = ["internship", "internship", "mentor", "career"]
+    targets = np.eye(4, dtype=np.float32)
+    near = np.asarray([[0.90, 0.89, 0.20, 0.10]], dtype=np.float32)  # the two forms of one token lead
+    assert translate(near, targets, words, tokens, margin=0.01) == ["internship"]
+    tied = np.asarray([[0.10, 0.0, 0.895, 0.89]], dtype=np.float32)  # two tokens within the margin
+    assert translate(tied, targets, words, tokens, margin=0.01) == []
+    assert translate(tied, targets, words, tokens, margin=0.001) == ["mentors"]
+    assert translate(np.zeros((0, 4), dtype=np.float32), targets, words, tokens) == []
+
+
+def test_a_korean_question_to_english_writings_meets_their_words(agent: Any) -> None:
+    """With the real embedder: the intern's English essay, asked in Korean; Raj's Korean question
+    about the weekend he told only in his English diary; words the writings already use (Raj's
+    Korean "스케일링") are not translated."""
+    assert "internship" in agent.bridge("intern", "박사과정과 인턴십의 차이는 뭐였나요?")
+    raj = agent.bridge("raj", "주말에 새 scaling law 논문대로 하이퍼파라미터 실험을 해 보셨다면서요, 결과가 어땠어요?")
+    assert "hyperparameter" in raj
+    assert agent.bridge("raj", "스케일링이 답이라고 생각하세요?") == []
