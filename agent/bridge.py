@@ -97,13 +97,16 @@ def bridge(
     margin: float = MARGIN,
 ) -> list[str]:
     """The writings' words that ``question``'s unknown content words translate to (see the module
-    docstring); [] when the writings hold no text in the other language. Words the writings use,
+    docstring); [] when the writings hold no text in the other language, and for an English question
+    to writings that hold English (it meets their words already). Words the writings use,
     and stop words of the question's language, are not translated. ``langs``: the writings'
     languages; ``known(token) -> bool``: whether the writings use a lexical token; ``targets(lang)``:
     ``(words, tokens, unit vectors)`` of :func:`target_words` (cached by the caller);
     ``embed(texts) -> (n, d)`` vectors."""
     lang, words = source_words(question)
-    if lang not in langs:
+    if lang not in langs or (lang == "ko" and "en" in langs):
+        # Into Korean only for writings with no English: an English question already meets the
+        # English writings' words, and Korean words would have the composer load Kiwi for it.
         return []
     # A word the writings use needs no translation; a stop word of its own language ("생각" of
     # "생각하세요") names no topic, as the lexical side already holds.

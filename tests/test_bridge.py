@@ -39,8 +39,10 @@ def test_translate_takes_the_nearest_token_only_with_a_margin_over_the_next() ->
 def test_a_korean_question_to_english_writings_meets_their_words(agent: Any) -> None:
     """With the real embedder: the intern's English essay, asked in Korean; Raj's Korean question
     about the weekend he told only in his English diary; words the writings already use (Raj's
-    Korean "스케일링") are not translated."""
+    Korean "스케일링") are not translated, nor is an English question to writings in English."""
     assert "internship" in agent.bridge("intern", "박사과정과 인턴십의 차이는 뭐였나요?")
     raj = agent.bridge("raj", "주말에 새 scaling law 논문대로 하이퍼파라미터 실험을 해 보셨다면서요, 결과가 어땠어요?")
     assert "hyperparameter" in raj
     assert agent.bridge("raj", "스케일링이 답이라고 생각하세요?") == []
+    # An English question to writings that hold English is not bridged into Korean.
+    assert agent.bridge("raj", "Tell me about your years at DeepMind.") == []
