@@ -244,8 +244,8 @@ def render(r: dict[str, Any], plot_rel: str) -> str:
             "warm-up runs to its end (`HybridRetriever.warm`: the index, one Chroma search, the rarer languages' "
             'vectors; its time is the warm-up column) before the question is asked; "no warm-up" is the same '
             "question in a process that does not warm up (`persona ask`, or a question asked before the "
-            "warm-up ends). Runs of `python -m benchmarks.synth` on their own, and the 1,000,000-chunk "
-            "projection, are in benchmarks/scale_results.md.\n"
+            "warm-up ends). Runs of `python -m benchmarks.synth` on their own, to 1,000,000 chunks embedded "
+            "and through `chroma run`, are in benchmarks/scale_results.md.\n"
         )
     if "server" in r:
         sv = r["server"]
