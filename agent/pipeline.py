@@ -233,8 +233,9 @@ class Agent:
     def bridge(self, persona: str, question: str) -> list[str]:
         """The persona's words that ``question``'s content words the writings never use translate
         to, across English and Korean (agent.bridge): "인턴십" -> ["internship"]. [] for a persona
-        above ``agent.retrieve.SCAN_CHUNKS`` chunks (its whole text is never loaded) or one whose
-        writings hold no text in the other language. The target words' vectors are kept per index."""
+        above ``agent.retrieve.SCAN_CHUNKS`` chunks (its whole text is never loaded), one whose
+        writings hold no text in the other language, and an English question to writings that hold
+        English. The target words' vectors are kept per index."""
         from agent.bridge import bridge, target_words, unit
         from agent.retrieve import SCAN_CHUNKS
 
