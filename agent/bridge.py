@@ -84,6 +84,13 @@ def translate(
     return out
 
 
+def target_langs(langs: Sequence[str]) -> list[str]:
+    """The languages a question may be bridged into, for writings in ``langs``: English when they
+    hold English; Korean only when they hold no English (an English question already meets the
+    English writings' words, and Korean words would have the composer load Kiwi for it)."""
+    return [lang for lang in ("en", "ko") if lang in langs and not (lang == "ko" and "en" in langs)]
+
+
 def unit(vectors: np.ndarray) -> np.ndarray:
     return vectors / (np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-9)
 
@@ -104,9 +111,7 @@ def bridge(
     ``(words, tokens, unit vectors)`` of :func:`target_words` (cached by the caller);
     ``embed(texts) -> (n, d)`` vectors."""
     lang, words = source_words(question)
-    if lang not in langs or (lang == "ko" and "en" in langs):
-        # Into Korean only for writings with no English: an English question already meets the
-        # English writings' words, and Korean words would have the composer load Kiwi for it.
+    if lang not in target_langs(langs):
         return []
     # A word the writings use needs no translation; a stop word of its own language ("생각" of
     # "생각하세요") names no topic, as the lexical side already holds.

@@ -209,7 +209,7 @@ class Agent:
         view_offsets: set[tuple[int, int]] = set()
         # The question's words the writings lack, with the writings' words they translate to in the
         # other language (agent.bridge): what the term overlap of views and windows reads.
-        lexq = " ".join([standalone, *self.bridge(card.id, standalone)])
+        lexq = " ".join([standalone, *self._bridge(idx, standalone)])
         if understood.kind == "view":
             passages, view_offsets = self.views_first(card.id, standalone, vector, passages, terms_text=lexq)
         # A sentence the ingest scan would flag (an instruction planted in a source) is never quoted.
@@ -236,10 +236,13 @@ class Agent:
         above ``agent.retrieve.SCAN_CHUNKS`` chunks (its whole text is never loaded), one whose
         writings hold no text in the other language, and an English question to writings that hold
         English. The target words' vectors are kept per index."""
+        return self._bridge(self.retriever.index(persona), question)
+
+    def _bridge(self, idx: Any, question: str) -> list[str]:
+        """:meth:`bridge` over a persona's index (``agent.retrieve._PersonaIndex``) already at hand."""
         from agent.bridge import bridge, target_words, unit
         from agent.retrieve import SCAN_CHUNKS
 
-        idx = self.retriever.index(persona)
         if idx.lexical.n > SCAN_CHUNKS:
             return []
 

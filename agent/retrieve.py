@@ -15,7 +15,7 @@ from agent.question import word_in
 from agent.views import View, build_inventory
 from knowledge.decode import clean
 from knowledge.errors import IndexMissingError
-from knowledge.lexical_index import LexicalIndex
+from knowledge.lexical_index import LexicalIndex, document_text
 from knowledge.store import manifest_hash
 from knowledge.text import detect_lang, lexical_tokens
 from knowledge.types import Chunk, Retrieved
@@ -101,7 +101,7 @@ class _PersonaIndex:
     @cached_property
     def corpus_text(self) -> str:
         """Every chunk's title and text, normalised as a question is (knowledge.decode.clean)."""
-        return clean("\n".join(c.title + "\n" + c.text for c in self.chunks))
+        return clean("\n".join(document_text(c.title, c.text) for c in self.chunks))
 
     @cached_property
     def corpus_lower(self) -> str:
@@ -153,7 +153,7 @@ class _PersonaIndex:
         for lo in range(0, min(len(rows), WORD_CHECK_ROWS), 256):
             batch = [int(r) for r in rows[lo : lo + 256]]
             for c in self.chunks_at(batch).values():
-                if word_in(word, clean(c.title + "\n" + c.text).lower()):
+                if word_in(word, clean(document_text(c.title, c.text)).lower()):
                     return True
         return len(rows) > WORD_CHECK_ROWS
 

@@ -122,7 +122,7 @@ def warm_sentences(agent: Any, persona: str, batch: int = 512) -> int:
     view (agent.compose, agent.views), and the words a question in the other language may be
     bridged to (agent.bridge), into the agent's on-disk sentence vectors. Returns how many
     texts were looked at; only those not on disk yet reach the model."""
-    from agent.bridge import target_words
+    from agent.bridge import target_langs, target_words
     from agent.compose import candidate_sentences
     from agent.retrieve import SCAN_CHUNKS
     from knowledge.types import Retrieved
@@ -131,7 +131,7 @@ def warm_sentences(agent: Any, persona: str, batch: int = 512) -> int:
     texts = [s.text for s in candidate_sentences([Retrieved(chunk=c, score=0.0) for c in idx.chunks])]
     texts += [f"{v.title}: {v.text}" for v in idx.views]
     if idx.lexical.n <= SCAN_CHUNKS:  # the words a question in the other language may meet (agent.bridge)
-        for lang in set(idx.langs) & {"en", "ko"}:
+        for lang in target_langs(idx.langs):
             texts += target_words(lang, idx.corpus_lower, idx.lexical.terms)[0]
     texts = list(dict.fromkeys(texts))
     for i in range(0, len(texts), batch):
