@@ -15,7 +15,7 @@ from pathlib import Path
 
 from agent.compose import Scored
 from agent.question import Question, Writings, understand
-from knowledge.text import lexical_tokens
+from knowledge.text import has_hangul, lexical_tokens
 
 CALIBRATION = Path(__file__).with_name("abstain.json")
 FEATURES = ("best_dense", "top3_lift", "best_lexical", "cross", "unknown_share", "view", "cohort_margin")
@@ -52,18 +52,20 @@ def features(
     is_view: bool = False,
     own_best: dict[str, float] | None = None,
     cohort_best: dict[str, float] | None = None,
+    skip: frozenset[str] = frozenset(),
 ) -> dict[str, float]:
     """Signals of coverage. ``cross`` marks a question the writings can only answer in another
     language: cosines across languages run lower for the same relevance, so the rule must know.
     ``unknown_share``: the share of the question's content words the writings never use (0 when
-    the question is in another language than the writings, or no ``vocabulary`` is given).
+    the question is in another language than the writings, or no ``vocabulary`` is given); the
+    tokens in ``skip`` are left out of it.
     ``view``: 1 for a view question (agent.question), whose opinion frame matches nothing.
     ``cohort_margin`` (cosine units): :func:`cohort_margin` of ``own_best`` and ``cohort_best``."""
     cross = 0.0 if question_lang in persona_langs else 1.0
     margin = cohort_margin(own_best or {}, cohort_best or {})
     unknown = 0.0
     if vocabulary is not None and question and not cross:
-        words = [t for t in lexical_tokens(question) if t not in _FRAME]
+        words = [t for t in lexical_tokens(question) if t not in _FRAME and t not in skip]
         if words:
             unknown = sum(1 for t in words if t not in vocabulary) / len(words)
     if not scored:
@@ -139,12 +141,16 @@ _FRAME = frozenset(
 def speaks_to(q: Question, vocabulary: frozenset[str] | set[str], persona_langs: tuple[str, ...]) -> bool:
     """False when a view question names nothing the writings use once its unaddressed topics and
     its opinion frame are set aside ("What do you think about the EU AI Act?"); True otherwise,
-    and always when the question's language is not one of the writings' (words cannot be compared)."""
+    and always when the question's language is not one of the writings' (words cannot be compared).
+    A Korean word of a Korean question to writings that hold English too is not judged by it: the
+    writer may have used its English ("GPT-4는 정말 추론한다고 보세요?" to Raj, whose Korean diary
+    never says 추론 and whose English one says "reason"); the calibrated rule decides alone then."""
     if q.kind != "view" or not q.unaddressed or q.lang not in persona_langs:
         return True
     topic = set(lexical_tokens(" ".join(q.unaddressed)))
     rest = [t for t in lexical_tokens(q.text) if t not in topic and t not in _FRAME]
-    return any(t in vocabulary for t in rest)
+    other = q.lang == "ko" and "en" in persona_langs
+    return any(t in vocabulary or (other and has_hangul(t)) for t in rest)
 
 
 def assess(
@@ -167,11 +173,13 @@ def assess(
     (:func:`cohort_margin`); without them the margin is 0."""
     q = understood or understand(question, corpus_text, persona_langs or (question_lang,))
     # The names the writings lack are the question kind's business (a premise, an outside subject,
-    # a view's unaddressed topic): the unknown-word share reads the rest of the question.
-    rest = q.text
-    for term in q.foreign:
-        rest = rest.replace(term, " ")
-    feats = features(scored, question_lang, persona_langs, rest, vocabulary, q.kind == "view", own_best, cohort_best)
+    # a view's unaddressed topic): the unknown-word share reads the rest of the question. Their
+    # tokens are left out, not their text: cutting "RLHF" out of "RLHF로" would leave the particle
+    # "로" to be read as a word the writings lack.
+    skip = frozenset(lexical_tokens(" ".join(q.foreign)))
+    feats = features(
+        scored, question_lang, persona_langs, q.text, vocabulary, q.kind == "view", own_best, cohort_best, skip
+    )
     p = probability(feats)
     if q.kind in ("premise", "outside"):
         blocked = q.premise or q.foreign

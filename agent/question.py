@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from knowledge.text import detect_lang, morphemes
+from knowledge.text import detect_lang, has_hangul, morphemes
 
 KINDS = ("fact", "view", "premise", "outside", "steer")
 
@@ -38,7 +38,12 @@ GENERIC = frozenset(
     Okay OK So And But Then Also In On At For About From With Yes No Hi Hello Hey If Will Since After
     Before While Ignore Forget Pretend Act From Let Write Repeat""".split()
 )
-_PROPER = re.compile(r"\b(?:[A-Z][a-zA-Z0-9]*(?:[-'][A-Za-z0-9]+)*|[A-Z]{2,}[a-z]?|\d{4}s?|GPT-?\d+(?:\.\d+)?[a-z]?)\b")
+# Bounded by anything but a Latin letter or digit, not by \b: in Korean a particle follows a name
+# with no space ("RLHF로", "DeepMind에서"), and Hangul is a word character to \b.
+_PROPER = re.compile(
+    r"(?<![A-Za-z0-9])(?:[A-Z][a-zA-Z0-9]*(?:[-'][A-Za-z0-9]+)*|[A-Z]{2,}[a-z]?|\d{4}s?|GPT-?\d+(?:\.\d+)?[a-z]?)"
+    r"(?![A-Za-z0-9])"
+)
 
 _STEER = re.compile(
     r"\b(?:ignore|disregard|forget)\b.{0,40}\b(?:instructions?|rules?|prompt|above|previous|everything)\b"
@@ -185,16 +190,19 @@ def foreign_names(question: str, corpus_lower: str | Writings) -> tuple[str, ...
     """Names, acronyms and years of ``question`` that appear nowhere in ``corpus_lower`` (the
     writings' lower-cased text, or a :class:`Writings`).
 
-    A sentence-initial capital is grammar: only all-caps words or words with digits count there.
-    A plural or possessive of a known name ("NaNs") is not new.
+    A sentence-initial capital is grammar in English: only all-caps words, CamelCase words and
+    words with digits count there. Korean has no capitals: any capitalised Latin word in a Korean
+    question is a name ("DeepMind에서 일하셨을 때"). A plural or possessive of a known name
+    ("NaNs") is not new.
     """
     found: list[str] = []
+    korean = has_hangul(question)
     for m in _PROPER.finditer(question):
         term = m.group(0)
         if term in GENERIC or len(term) < 2:
             continue
-        if m.start() == 0 or question[: m.start()].rstrip().endswith((".", "?", "!", '"', ":")):
-            if not (term.isupper() or any(ch.isdigit() for ch in term)):
+        if not korean and (m.start() == 0 or question[: m.start()].rstrip().endswith((".", "?", "!", '"', ":"))):
+            if not _portable(term):
                 continue
         if not _known(term, corpus_lower):
             found.append(term)

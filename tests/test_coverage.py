@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from agent.compose import Scored
-from agent.coverage import FEATURES, _calibration, assess, cohort_margin, features
+from agent.coverage import FEATURES, _calibration, assess, cohort_margin, features, speaks_to
 
 DATASETS = Path(__file__).resolve().parents[1] / "evals" / "datasets"
 
@@ -88,3 +88,28 @@ def test_cohort_of_a_persona_excludes_it_and_covers_the_others(agent: Any) -> No
     # Raj's subject: his writings match it better than the newcomer's do.
     assert cohort_margin(own, cohort) < 0
     assert cohort_margin(raj, agent.cohort_best("raj", vector)) > 0
+
+
+def test_an_unaddressed_name_with_a_korean_particle_leaves_no_stray_word() -> None:
+    """"RLHF로": the name's token is set aside, not its text, so the particle "로" is not read as a
+    word the writings lack."""
+    vocab = {"모델", "대하"}
+    q = "RLHF로 모델을 정렬하는 것에 대해 어떻게 생각하세요?"
+    cov = assess(q, _scored(0.86, 0.04, 0.4), "모델 대해", "ko", ("ko",), vocabulary=vocab)
+    assert cov.unaddressed == ("RLHF",)
+    assert cov.features["unknown_share"] == pytest.approx(1 / 3)  # 정렬 of 모델, 정렬, 대하
+
+
+def test_a_korean_view_question_is_not_refused_for_words_the_writer_may_have_put_in_english() -> None:
+    """speaks_to: with an unaddressed topic set aside, "추론" is all that is left; Korean notes
+    alone lack it and the question names nothing they use, but bilingual writings may say
+    "reason" in English, so only the calibrated rule decides there."""
+    from agent.question import understand
+
+    q = understand("GPT-4는 정말 추론한다고 보세요?", "gpt-3 모델", ("ko",))
+    assert q.unaddressed == ("GPT-4",)
+    assert not speaks_to(q, {"모델", "gpt"}, ("ko",))
+    assert speaks_to(q, {"모델", "gpt"}, ("en", "ko"))
+    # An English question's words are judged against the writings as before.
+    q = understand("What do you think about the EU AI Act?", "models", ("en", "ko"))
+    assert not speaks_to(q, {"model"}, ("en", "ko"))

@@ -120,3 +120,22 @@ def test_your_takeaway_or_influences_presuppose_nothing() -> None:
     assert foreign_possessions("So what's your takeaway from that?", corpus.lower()) == ()
     assert foreign_possessions("Which organisation do you name among your influences?", corpus.lower()) == ()
     assert foreign_possessions("How did your internship go?", corpus.lower()) == ("internship",)
+
+
+def test_names_glued_to_korean_particles_are_found() -> None:
+    """In Korean a particle follows a name with no space ("RLHF로", "DeepMind에서"), and a Korean
+    question has no sentence-initial capital to discount: both names are found."""
+    assert foreign_names("RLHF로 모델을 정렬하는 것에 대해 어떻게 생각하세요?", RAJ.lower()) == ("RLHF",)
+    assert foreign_names("DeepMind에서 일하셨을 때 무엇을 배우셨나요?", RAJ.lower()) == ("DeepMind",)
+    # A name the writings use stays known with its particle ("GPT-3는").
+    assert foreign_names("GPT-3는 어떻게 예시만으로 배웠나요?", RAJ.lower()) == ()
+    q = understand("RLHF로 모델을 정렬하는 것에 대해 어떻게 생각하세요?", RAJ, ("en", "ko"))
+    assert q.kind == "view" and q.unaddressed == ("RLHF",)
+    q = understand("DeepMind에서 일하셨을 때 무엇을 배우셨나요?", RAJ, ("en", "ko"))
+    assert q.kind == "premise" and q.premise == ("DeepMind",)
+
+
+def test_a_camelcase_name_opening_an_english_question_is_a_name() -> None:
+    assert foreign_names("DeepMind hired you, right?", RAJ.lower()) == ("DeepMind",)
+    # An ordinary capitalised first word is grammar.
+    assert foreign_names("Scaling is the answer, isn't it?", RAJ.lower()) == ()
