@@ -91,7 +91,7 @@ def test_cohort_of_a_persona_excludes_it_and_covers_the_others(agent: Any) -> No
 
 
 def test_an_unaddressed_name_with_a_korean_particle_leaves_no_stray_word() -> None:
-    """"RLHF로": the name's token is set aside, not its text, so the particle "로" is not read as a
+    """In "RLHF로" the name's token is set aside, not its text, so the particle "로" is not read as a
     word the writings lack."""
     vocab = {"모델", "대하"}
     q = "RLHF로 모델을 정렬하는 것에 대해 어떻게 생각하세요?"
