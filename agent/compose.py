@@ -229,11 +229,17 @@ def boost_views(
 VIEW_TERMS = 0.05  # for view questions: weight of the question's terms held by a window's own view sentence
 
 
+# Verbs of saying: in a view question they frame it ("Can a model be said to think?", "Would you
+# say ...?"), while in a diary they open every line of dialogue ("At the team meeting, I said, ...").
+_SAYING = frozenset(lexical_tokens("say says said saying tell tells told"))
+
+
 def question_terms(question: str, idf: dict[str, float] | None) -> dict[str, float]:
-    """The question's terms the writings use, with their idf (``idf``: the persona's, agent.retrieve):
-    a topic they never name is the question kind's business (agent.question), not a term to match."""
+    """The terms of a view question the writings use, with their idf (``idf``: the persona's,
+    agent.retrieve): a topic they never name is the question kind's business (agent.question), not
+    a term to match; verbs of saying (``_SAYING``) frame the question rather than name its topic."""
     known = idf or {}
-    return {t: known[t] for t in set(lexical_tokens(question)) if t in known}
+    return {t: known[t] for t in set(lexical_tokens(question)) if t in known and t not in _SAYING}
 
 
 def term_share(weights: dict[str, float], text: str) -> float:

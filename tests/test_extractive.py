@@ -201,3 +201,12 @@ def test_a_term_the_writer_used_decides_between_near_tied_windows() -> None:
     assert LEXICAL_WEIGHT > 0.05 and ranked[0].window is answer
     # Without the terms (an idf knowing none of them, all weigh alike) the cosine decides.
     assert score_windows("Which one?", [1.0, 0.0], [near, answer], Cache(), {})[0].window is near  # type: ignore[arg-type]
+
+
+def test_verbs_of_saying_frame_a_view_question_not_its_topic() -> None:
+    """The question "Can a model be said to think?" must not match every "I said" of a diary's dialogue."""
+    from agent.compose import question_terms
+
+    idf = {"model": 1.0, "said": 1.8, "think": 2.3, "tell": 1.5}
+    assert question_terms("Can a language model be said to think?", idf) == {"model": 1.0, "think": 2.3}
+    assert "tell" not in question_terms("Would you tell students to think twice?", idf)
