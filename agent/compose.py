@@ -200,6 +200,10 @@ MAX_SPAN = 4  # sentences in one quoted span at most (before FOLLOW)
 # capabilities paper take?" matches "One reviewer strongly objected."; the answer, "After three
 # review rounds, ...", comes two sentences later).
 FOLLOW = 2
+# A window in the asker's language is preferred by this much (cosine units): of two tellings of one
+# story (Raj's two diaries), the asker's is quoted. Chosen among 0, 0.005 and 0.01 on half of the
+# gold set (split by a hash of the question id).
+SAME_LANGUAGE = 0.01
 VIEW_BOOST = 0.03  # for view questions: a window holding a stated view outranks a near tie without one
 
 
@@ -286,6 +290,7 @@ def select_spans(
     max_passages: int = 2,
     lead: Collection[int] | None = None,
     follow: int = 0,
+    told_once: Collection[int] = (),
 ) -> list[Span]:
     """At most ``max_passages`` spans, one per passage: the best window, joined with a near-tied
     window of the same passage when only ``GAP`` sentences lie between them (one story, one
@@ -300,11 +305,21 @@ def select_spans(
     only through a window holding a chosen view (``Scored.view``) within ``MARGIN`` of the lead's.
 
     ``follow``: each span goes on through up to that many of its passage's next candidate
-    sentences (``FOLLOW`` for a question about an event: what came of the setup it names)."""
+    sentences (``FOLLOW`` for a question about an event: what came of the setup it names).
+
+    Windows in ``question_lang`` rank ``SAME_LANGUAGE`` higher, and so do those of the passages in
+    ``told_once`` (indices of passages in another language whose story the writings tell in no
+    other language, agent.pipeline.Agent.told_once): the preference chooses between two tellings
+    of one story, not against a story told once."""
     if not scored:
         return []
     top = scored[0].score
-    ranked = sorted(scored, key=lambda x: -(x.score + (0.01 if x.window.lang == question_lang else 0.0)))
+    ranked = sorted(
+        scored,
+        key=lambda x: (
+            -(x.score + (SAME_LANGUAGE if x.window.lang == question_lang or x.window.passage in told_once else 0.0))
+        ),
+    )
     if lead and any(x.window.passage in lead for x in scored):
         # The lead's windows holding its chosen view first: the answer states the view asked for.
         led = sorted((x for x in scored if x.window.passage in lead), key=lambda x: (not x.view, -x.score))

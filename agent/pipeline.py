@@ -12,6 +12,9 @@ from typing import Any
 
 from agent.backends import AnswerRequest, get_backend, resolve_name
 from agent.compose import (
+    SAME_LANGUAGE,
+    VIEW_TERMS,
+    Scored,
     SentenceCache,
     boost_views,
     candidate_sentences,
@@ -42,6 +45,10 @@ VIEW_LEXICAL = 0.1  # weight of term overlap against lifted cosine when matching
 # Up to this many chunks a persona's whole view inventory is weighed for a view question; beyond,
 # only the views of the chunks the search ranks (Agent._view_pool). The bundled personas have 8-33.
 VIEW_POOL_CHUNKS = 256
+# How far below the best window in the asker's language another language's window may score and
+# still be looked at by Agent.told_once: the composer's preference (SAME_LANGUAGE) for the asker's language,
+# plus what agent.compose.rerank_views may add to a view question's window afterwards.
+TOLD_ONCE_REACH = SAME_LANGUAGE + VIEW_TERMS
 # C0/C1 controls, zero-width characters, bidi overrides and the BOM: invisible, and able to hide text.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 # A part of a term a refusal may repeat: a word, an acronym, a number, a model-style name (GPT-4o, H100, bf16).
@@ -416,6 +423,34 @@ class Agent:
         chunks = list(pool.values())
         return chunks, build_inventory(chunks)
 
+    def told_once(
+        self, persona: str, passages: Sequence[Retrieved], lang: str, scored: Sequence[Scored] = ()
+    ) -> set[int]:
+        """The indices of ``passages`` in another language than ``lang`` that have no telling in
+        ``lang`` (no :meth:`_twin`) in writings that hold ``lang``: a story only one of Raj's
+        diaries tells. The composer's preference for the asker's language (agent.compose.select_spans)
+        is there to choose between two tellings of one story, so it does not hold against these.
+
+        With ``scored`` (the windows, agent.compose.score_windows), only the passages whose best
+        window comes within ``TOLD_ONCE_REACH`` of the best window in ``lang`` are looked at: the
+        preference decides nothing for the others, and each look is two nearest-neighbour
+        searches in the store."""
+        idx = self.retriever.index(persona)
+        if lang not in idx.langs or len(idx.langs) < 2:
+            return set()
+        near = set(range(len(passages)))
+        if scored:
+            best: dict[int, float] = {}
+            for sc in scored:
+                best.setdefault(sc.window.passage, sc.score)
+            mine = max((v for p, v in best.items() if passages[p].chunk.lang == lang), default=float("-inf"))
+            near = {p for p, v in best.items() if v >= mine - TOLD_ONCE_REACH}
+        return {
+            i
+            for i, r in enumerate(passages)
+            if i in near and r.chunk.lang != lang and self._twin(persona, r.chunk, lang) is None
+        }
+
     def _twin(self, persona: str, chunk: Chunk, lang: str) -> Chunk | None:
         """The chunk of ``lang`` that tells what ``chunk`` tells: the two are each other's nearest
         neighbour across the languages (mutual nearest neighbours, the criterion of bitext mining,
@@ -469,7 +504,12 @@ class Agent:
             passages=passages,
             history=hist,
             lang=lang,
-            context={"scored": scored, "coverage": coverage, "options": dict(options or {})},
+            context={
+                "scored": scored,
+                "coverage": coverage,
+                "options": dict(options or {}),
+                "told_once": self.told_once(card.id, passages, lang, scored),
+            },
         )
         yield from self.backend(name).stream(request)
 

@@ -4,6 +4,7 @@ speech, at most ``max_passages`` passages, a first-person lead, first person in 
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 from agent.backends import AnswerRequest
 from agent.backends.extractive import ExtractiveBackend, lead_for, outside_speech
@@ -210,3 +211,34 @@ def test_verbs_of_saying_frame_a_view_question_not_its_topic() -> None:
     idf = {"model": 1.0, "said": 1.8, "think": 2.3, "tell": 1.5}
     assert question_terms("Can a language model be said to think?", idf) == {"model": 1.0, "think": 2.3}
     assert "tell" not in question_terms("Would you tell students to think twice?", idf)
+
+
+def _window(passage: int, lang: str, text: str, start: int) -> Window:
+    return Window((Sentence(text=text, start=start, end=start + len(text), passage=passage, lang=lang, position=0),))
+
+
+def test_the_askers_language_is_preferred_between_two_tellings_not_against_a_story_told_once() -> None:
+    """An English question; the Korean window scores a little higher. Without a twin in English
+    (told_once) it is quoted; with one, the English telling is (SAME_LANGUAGE)."""
+    from agent.compose import SAME_LANGUAGE, select_spans
+
+    ko = Scored(_window(1, "ko", "동료와 alignment에 대해 밤새 논쟁했다.", 100), 0.081, 0.87, 0.04, 0.2)
+    en = Scored(_window(0, "en", "A colleague asked, 'Then what is?'", 0), 0.081 - SAME_LANGUAGE / 2, 0.88, 0.04, 0.2)
+    scored = [ko, en]
+    assert select_spans(scored, "en", max_passages=1)[0].passage == 0
+    assert select_spans(scored, "en", max_passages=1, told_once={1})[0].passage == 1
+
+
+def test_a_story_only_the_korean_diary_tells_is_quoted_for_an_english_question(agent: Any) -> None:
+    """Raj's all-night alignment argument is only in his Korean diary: an English question about it
+    is answered from that entry, not from an English entry that merely has a colleague in it."""
+    q = "Tell me about the all-night argument you had with a colleague about alignment."
+    _, _, _, _, passages, scored, _ = agent.prepare(q, "raj", None)
+    once = agent.told_once("raj", passages, "en", scored)
+    assert any(passages[i].chunk.title == "Alignment 문제와 밤샘 논쟁" for i in once)
+    assert all(passages[i].chunk.lang == "ko" for i in once)
+    answer = agent.ask(q, persona="raj", backend="extractive")
+    assert [c.title for c in answer.citations][:1] == ["Alignment 문제와 밤샘 논쟁"]
+    # A story both diaries tell keeps its English telling.
+    answer = agent.ask("What went wrong in your first big training run?", persona="raj", backend="extractive")
+    assert answer.citations and answer.citations[0].source == "raj-diary.en.txt"

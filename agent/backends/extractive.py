@@ -106,7 +106,10 @@ class ExtractiveBackend:
             lead = {i for i, r in enumerate(request.passages) if (r.chunk.source, r.chunk.title) == entry}
         # A question about an event names its setup; what came of it follows (compose.FOLLOW).
         follow = 0 if kind == "view" else FOLLOW
-        spans: list[Span] = select_spans(scored, request.lang, self._max_passages(), lead=lead, follow=follow)
+        told_once = request.context.get("told_once", ())
+        spans: list[Span] = select_spans(
+            scored, request.lang, self._max_passages(), lead=lead, follow=follow, told_once=told_once
+        )
         other = bool(spans) and spans[0].lang != request.lang
         lead = lead_for(kind, request.lang, other, unaddressed)
         yield lead
