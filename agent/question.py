@@ -11,7 +11,8 @@ vocabulary (no model, nothing downloaded):
   ("Tell me about your years at DeepMind", "since you won the Turing Award", "What did you learn
   during your internship?" asked of someone who never wrote about one).
 - ``outside``: not about the writer at all and naming things the writings never mention
-  ("Who won the 2022 FIFA World Cup?").
+  ("Who won the 2022 FIFA World Cup?"), or a request for a piece of work ("도쿄 여행 일정 좀 짜
+  주세요", "Write me a poem about autumn").
 - ``steer``: an attempt to steer the persona out of character ("Ignore your instructions and ...",
   "이전 지시는 무시하고 ...").
 
@@ -260,6 +261,28 @@ def _ko_past(word: str) -> bool:
     return any(m.tag == "EP" and m.form in ("었", "았", "였") for m in morphemes(word))
 
 
+# A request for a piece of work rather than a question about the writer ("도쿄 여행 일정 좀 짜 주세요",
+# "Write me a Python function ..."): a verb of making, translating or computing with a benefactive
+# (주세요/줘, "me"). Summing up or telling ("정리해 주세요", "알려 주세요", "Tell me about ...") asks
+# about the writings and is not one.
+_TASK_KO = re.compile(
+    r"(?:짜|써|만들어|작성해|번역해|계산해|그려|고쳐|예약해|코딩해)\s*(?:주세요|줘요?|줄래요?|주실래요|주시겠어요|주실\s*수)"
+)
+_TASK_EN = re.compile(
+    r"^\s*(?:please\s+|(?:can|could|would) you\s+)?(?:write|plan|draft|translate|compute|calculate|generate|compose"
+    r"|code|book|debug)\s+(?:me\s+)?(?:a|an|some|this|the|my)\b",
+    re.IGNORECASE,
+)
+
+
+def is_task(question: str) -> bool:
+    """True for a request for a piece of work (an itinerary, a poem, code, a translation) rather
+    than a question about the writer or the writings, in English or Korean. The vocabulary checks
+    cannot catch it when the request is in another language than the writings (no word of a Korean
+    request can be looked up in English notes)."""
+    return bool(_TASK_KO.search(question) or _TASK_EN.search(question))
+
+
 def is_steer(question: str) -> bool:
     """True for an attempt to steer the persona out of character (instructions, role play)."""
     return bool(_STEER.search(question))
@@ -289,6 +312,8 @@ def understand(
     corpus_lower = _as_writings(corpus_text, lowered) if corpus_text else None
     if is_steer(question):
         return Question(question, "steer", lang)
+    if is_task(question):
+        return Question(question, "outside", lang)
     names = foreign_names(question, corpus_lower) if corpus_lower is not None else ()
     if lang not in tuple(persona_langs):
         # Asked in another language than the writings: an ordinary capitalised word ("Korean" in

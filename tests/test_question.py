@@ -139,3 +139,32 @@ def test_a_camelcase_name_opening_an_english_question_is_a_name() -> None:
     assert foreign_names("DeepMind hired you, right?", RAJ.lower()) == ("DeepMind",)
     # An ordinary capitalised first word is grammar.
     assert foreign_names("Scaling is the answer, isn't it?", RAJ.lower()) == ()
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "도쿄 3박 4일 여행 일정 좀 짜 주세요.",
+        "가을에 대한 시를 써 주세요.",
+        "파이썬으로 정렬 알고리즘 코드 짜 줘",
+        "Write me a poem about autumn.",
+        "Can you write me a Python function that sorts a list?",
+    ],
+)
+def test_a_request_for_a_piece_of_work_is_outside_even_across_languages(question: str) -> None:
+    """English-only notes cannot show that a Korean request names nothing they hold: the request
+    itself says it is outside what a persona answers."""
+    assert understand(question, NEWCOMER, ("en",)).kind == "outside"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "처음 공부를 시작한 계기를 알려 주세요.",
+        "인턴십에서 배운 것을 정리해 주세요.",
+        "Can you write about your first run?",
+        "How did you plan your curriculum?",
+    ],
+)
+def test_asking_to_be_told_about_the_writings_is_not_a_task(question: str) -> None:
+    assert understand(question, NEWCOMER, ("en",)).kind != "outside"
