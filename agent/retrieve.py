@@ -36,6 +36,14 @@ def rrf(rank: int) -> float:
 DENSE_MEMO = 16  # dense searches kept per index (agent.retrieve._PersonaIndex.dense_memo)
 NEAR_DUPLICATE = 0.8  # Jaccard of token sets above which two chunks say the same thing
 UNIQUE_DF = 1  # a query term held by at most this many chunks names them: an exact match of its own
+# A language short of ``depth`` rows among the first ``4 x depth`` dense results is looked for
+# among the first ``WIDEN x 4 x depth`` next, still unfiltered, before an exact search of it: at
+# 1,000,000 chunks (a fifth Korean) a Korean question's 80 nearest held fewer than 20 English ones.
+WIDEN = 8
+# A language's stored vectors are kept in memory for ``_exact`` only up to this many rows (384 MB
+# at 384 dimensions, float32); a larger one is searched by Chroma's filtered search each time.
+# Reading the 800,000 English vectors of the 1,000,000-chunk benchmark store took 1.35 GB.
+EXACT_ROWS = 250_000
 log = logging.getLogger(__name__)
 
 
@@ -360,7 +368,8 @@ class HybridRetriever:
         Chroma is asked for ids and distances only, with no ``where`` filter, and the languages
         are split here: Chroma's filter on the language cost 90 ms at 1k chunks and 550 ms at
         100k, this 2-8 ms. A language short of ``depth`` in that one search (a rare one, far from
-        the question's language) is searched exactly over its own vectors instead.
+        the question's language) is looked for among the first ``WIDEN`` times as many results,
+        still unfiltered, and then, if still short, searched exactly over its own vectors (``_exact``).
         """
         key = np.asarray(vector, dtype=np.float32).tobytes()
         with idx._lock:
@@ -372,14 +381,19 @@ class HybridRetriever:
         need: dict[str | None, int] = {None: min(self.depth, lex.n)}
         if split:
             need = {lang: min(self.depth, count) for lang, count in idx.lang_counts.items()}
-        out: dict[str | None, list[tuple[int, float]]] = {key: [] for key in need}
-        for cid, sim in self.store.nearest(persona, vector, self.depth * 4):
-            row = lex.row_of(cid)  # a chunk the committed manifest does not name has no row
-            if row is None:
-                continue
-            hits = out[lex.lang(row) if split else None]
-            if len(hits) < self.depth:
-                hits.append((row, sim))
+        out: dict[str | None, list[tuple[int, float]]] = {}
+        first = self.depth * 4
+        for n in (first, max(first, min(first * WIDEN, lex.n))):
+            out = {key: [] for key in need}
+            for cid, sim in self.store.nearest(persona, vector, n):
+                row = lex.row_of(cid)  # a chunk the committed manifest does not name has no row
+                if row is None:
+                    continue
+                hits = out[lex.lang(row) if split else None]
+                if len(hits) < self.depth:
+                    hits.append((row, sim))
+            if all(len(out[lang]) >= need[lang] for lang in need) or first >= lex.n:
+                break
         for lang, hits in out.items():
             if len(hits) < need[lang]:
                 out[lang] = self._exact(persona, idx, vector, lang)
@@ -398,6 +412,18 @@ class HybridRetriever:
             idx.vectors[lang] = loaded
         return loaded
 
+    def _load_in_background(self, persona: str, idx: _PersonaIndex, lang: str) -> None:
+        """``_load_vectors`` for ``_exact``'s background thread: a failure is logged, and the
+        language is freed so that a later query starts the read again (queries meanwhile use
+        Chroma's filtered search, as before the read)."""
+        try:
+            self._load_vectors(persona, idx, lang)
+        except Exception as exc:  # noqa: BLE001 - a thread has no caller to raise to
+            log.warning("reading the %s vectors of %s failed (%s); will try again", lang, persona, exc)
+        finally:
+            with self._lock:
+                idx.loading.discard(lang)
+
     def _exact(
         self, persona: str, idx: _PersonaIndex, vector: Sequence[float], lang: str | None
     ) -> list[tuple[int, float]]:
@@ -405,21 +431,27 @@ class HybridRetriever:
 
         The vectors are read from the store once per index. Until they are (12k vectors took 4.6 s
         at 100k chunks, which would be the first query's cost after every ingest), a language is
-        searched by Chroma's own filtered search instead, and the vectors are read in the background.
+        searched by Chroma's own filtered search instead, and the vectors are read in the background;
+        a read that fails is tried again by the next such query. A language of more than
+        ``EXACT_ROWS`` rows is never read whole: Chroma's filtered search serves it every time.
         """
         lex = idx.lexical
+        small = (lex.n if lang is None else idx.lang_counts.get(lang, 0)) <= EXACT_ROWS
         with self._lock:
             loaded = idx.vectors.get(lang)
-            start = loaded is None and lang is not None and lang not in idx.loading
+            start = loaded is None and lang is not None and lang not in idx.loading and small
             if start:
                 idx.loading.add(lang)
-        if loaded is None and lang is not None:
+        if loaded is None and (lang is not None or not small):
             if start:
                 # Not a daemon: the interpreter waits for the read before it exits. A daemon thread
                 # still inside Chroma when a one-shot process (`persona ask`) shut down crashed it
                 # with SIGSEGV (seen at 100k chunks in benchmarks.synth).
                 threading.Thread(
-                    target=self._load_vectors, args=(persona, idx, lang), name=f"persona-vectors-{lang}", daemon=False
+                    target=self._load_in_background,
+                    args=(persona, idx, lang),
+                    name=f"persona-vectors-{lang}",
+                    daemon=False,
                 ).start()
             hits = []
             for cid, sim in self.store.nearest(persona, vector, self.depth, lang=lang):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agent.lexical import BM25
+from knowledge.errors import StoreError
 from knowledge.text import lexical_tokens
 
 CASES = [
@@ -220,6 +222,81 @@ def test_a_one_shot_process_waits_for_the_background_vector_read_before_exiting(
     release.set()
     readers[0].join(30)
     assert "ko" in idx.vectors
+
+
+def _store_with(agent: Any, **overrides: Any) -> Any:
+    """``agent.store`` with some methods replaced (a seam for faults and counts)."""
+    return type("Store", (), {"__getattr__": lambda _, name: getattr(agent.store, name), **overrides})()
+
+
+def test_a_failed_background_vector_read_is_tried_again(agent: Any) -> None:
+    """A read that fails (a store gone for a moment) frees its language: the next query that needs
+    it starts the read again, where before every later query fell to Chroma's filtered search."""
+    from agent.retrieve import HybridRetriever
+
+    calls: list[int] = []
+    get_vectors = agent.store.get_vectors
+
+    def flaky(persona: str, ids: Any) -> Any:
+        calls.append(len(ids))
+        if len(calls) == 1:
+            raise StoreError("store briefly unreachable")
+        return get_vectors(persona, ids)
+
+    fresh = HybridRetriever(agent.store)
+    fresh.store = _store_with(agent, get_vectors=staticmethod(flaky))
+    idx = fresh.index("raj")
+    vector = agent.embedder.embed_query("Attention 시각화")
+
+    def reader_done() -> None:
+        for t in [t for t in threading.enumerate() if t.name == "persona-vectors-ko"]:
+            t.join(30)
+
+    assert fresh._exact("raj", idx, vector, "ko")  # Chroma's filtered search answers meanwhile
+    reader_done()
+    assert "ko" not in idx.vectors and "ko" not in idx.loading
+    assert fresh._exact("raj", idx, vector, "ko")
+    reader_done()
+    assert len(calls) == 2 and "ko" in idx.vectors
+
+
+def test_a_language_larger_than_exact_rows_is_never_read_whole(agent: Any, monkeypatch: Any) -> None:
+    import agent.retrieve as retrieve
+
+    monkeypatch.setattr(retrieve, "EXACT_ROWS", 0)
+    fresh = retrieve.HybridRetriever(agent.store)
+    read: list[int] = []
+    fresh.store = _store_with(agent, get_vectors=staticmethod(lambda persona, ids: read.append(len(ids))))
+    idx = fresh.index("raj")
+    hits = fresh._exact("raj", idx, agent.embedder.embed_query("Attention 시각화"), "ko")
+    assert hits and all(idx.lexical.lang(row) == "ko" for row, _ in hits)
+    assert not [t for t in threading.enumerate() if t.name == "persona-vectors-ko"]
+    assert read == [] and "ko" not in idx.vectors
+
+
+def test_a_language_short_in_the_first_dense_results_is_looked_for_in_wider_ones(agent: Any, monkeypatch: Any) -> None:
+    """The first unfiltered search (4 x depth) holds too few of a language; a wider one, still
+    unfiltered, is asked before any exact search. Here depth 2 (8 results) over Raj's chunks, with
+    the first search made to return English chunks only."""
+    import agent.retrieve as retrieve
+
+    monkeypatch.setattr(retrieve, "WIDEN", 4)
+    fresh = retrieve.HybridRetriever(agent.store, depth=2)
+    idx = fresh.index("raj")
+    sizes: list[tuple[int, str | None]] = []
+    nearest = agent.store.nearest
+
+    def spy(persona: str, vector: Any, n: int, lang: str | None = None) -> Any:
+        sizes.append((n, lang))
+        got = nearest(persona, vector, n, lang=lang)
+        if len(sizes) == 1:  # the first search: English only, as for a Korean question at 1M chunks
+            got = [(cid, sim) for cid, sim in got if idx.lexical.lang(idx.lexical.row_of(cid)) == "en"]
+        return got
+
+    fresh.store = _store_with(agent, nearest=staticmethod(spy))
+    dense = fresh._dense("raj", idx, agent.embedder.embed_query("Attention 시각화"))
+    assert sizes == [(8, None), (min(32, idx.lexical.n), None)]
+    assert len(dense["ko"]) == 2 and len(dense["en"]) == 2
 
 
 def _large(agent: Any, persona: str, monkeypatch: Any) -> Any:
