@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Collection, Sequence
@@ -284,6 +285,22 @@ def rerank_views(
     return sorted(out, key=lambda x: -x.score)
 
 
+# A sentence that cannot open a quote: speech whose speaker the sentence before names, one that goes
+# on from the sentence before ("But ...", "하지만 ..."), or one that opens on a pronoun or
+# demonstrative pointing back ("Their generosity ...", "Some days ...", "그런 ...").
+_LEANS_BACK = re.compile(
+    r"""^\s*(?:["“'‘]|(?:but|and|so|then|however|still|yet|also|that|this|these|those|such|it|its|he|she|his"""
+    r"""|her|they|their|them|some|others)\b|(?:하지만|그런데|그래서|그리고|그러나|그러자|그래도|그때|그는|그녀|그들"""
+    r"""|그것|이것|이런|그런)(?![가-힣]))""",
+    re.IGNORECASE,
+)
+
+
+def stands_alone(sentence: Sentence) -> bool:
+    """False when ``sentence`` leans on the one before it to be understood (``_LEANS_BACK``)."""
+    return not _LEANS_BACK.match(sentence.text)
+
+
 def select_spans(
     scored: Sequence[Scored],
     question_lang: str,
@@ -294,7 +311,9 @@ def select_spans(
 ) -> list[Span]:
     """At most ``max_passages`` spans, one per passage: the best window, joined with a near-tied
     window of the same passage when only ``GAP`` sentences lie between them (one story, one
-    quote), and the best window of each further passage scoring within ``MARGIN`` of the top,
+    quote) — but not with one that would only put sentences in front holding no more of the
+    question's terms and no chosen view, unless the span's first sentence leans back on them
+    (:func:`stands_alone`: speech, "But ...", "Their ..."); and the best window of each further passage scoring within ``MARGIN`` of the top,
     in the same language and sharing a term with the question. In the order they were chosen (best first).
 
     ``lead``: the passages (the chunks of one entry) whose best window opens the answer, whatever
@@ -334,6 +353,7 @@ def select_spans(
     for lst in all_sents.values():
         lst.sort(key=lambda s: s.start)
     chosen: dict[int, list[Sentence]] = {}
+    best_lex: dict[int, float] = {}
     order: list[int] = []
     for cand in ranked:
         if cand.score < top - MARGIN:
@@ -349,12 +369,21 @@ def select_spans(
             hi = max(have[-1].start, w.sentences[-1].start)
             joined = [s for s in all_sents[w.passage] if lo <= s.start <= hi]
             extra = len(joined) - len(set(have) | set(w.sentences))
+            if (
+                w.sentences[0].start < have[0].start
+                and cand.lexical <= best_lex[w.passage]
+                and not cand.view
+                and stands_alone(have[0])
+            ):
+                continue  # it would only put sentences in front that hold no more of the question
             if extra <= GAP and len(joined) <= MAX_SPAN:
                 chosen[w.passage] = joined
+                best_lex[w.passage] = max(best_lex[w.passage], cand.lexical)
             continue
         if len(order) >= max_passages or (order and cand.lexical <= 0):
             continue  # a further passage must share a term with the question, not only its tone
         chosen[w.passage] = list(w.sentences)
+        best_lex[w.passage] = cand.lexical
         order.append(w.passage)
     out = []
     for p in order:

@@ -242,3 +242,38 @@ def test_a_story_only_the_korean_diary_tells_is_quoted_for_an_english_question(a
     # A story both diaries tell keeps its English telling.
     answer = agent.ask("What went wrong in your first big training run?", persona="raj", backend="extractive")
     assert answer.citations and answer.citations[0].source == "raj-diary.en.txt"
+
+
+def _sents(texts: list[str], passage: int = 0) -> list[Sentence]:
+    out, pos = [], 0
+    for i, t in enumerate(texts):
+        out.append(Sentence(text=t, start=pos, end=pos + len(t), passage=passage, lang="en", position=i))
+        pos += len(t) + 1
+    return out
+
+
+def test_a_near_tied_window_does_not_put_a_sentence_in_front_that_holds_nothing_more() -> None:
+    """The sentence "He smiled and said, ..." ends the story before; the window that adds it in front of "In
+    2019, ..." ties on the question's terms. It joins only when the span's first sentence leans
+    back on it (speech, "But ...", "Their ...") or it holds a chosen view."""
+    from agent.compose import select_spans, stands_alone
+
+    s = _sents(['He smiled and said, "The world is about to change."', "In 2019, I was assigned a run.", "16 GPUs."])
+    best = Scored(Window(tuple(s[1:])), 0.112, 0.89, 0.04, 0.38)
+    wider = Scored(Window(tuple(s)), 0.111, 0.89, 0.04, 0.38)
+    assert [x.text for x in select_spans([best, wider], "en")[0].sentences] == [s[1].text, s[2].text]
+    # More of the question in the wider window: it joins.
+    richer = Scored(Window(tuple(s)), 0.111, 0.89, 0.04, 0.5)
+    assert len(select_spans([best, richer], "en")[0].sentences) == 3
+    # A chosen view in it: it joins.
+    view = Scored(Window(tuple(s)), 0.111, 0.89, 0.04, 0.38, view=True)
+    assert len(select_spans([best, view], "en")[0].sentences) == 3
+    # The span would open on a sentence that leans back: it joins.
+    t = _sents(["The team lead looked up.", "Their advice was simple.", "Verify first."])
+    assert not stands_alone(t[1]) and stands_alone(t[0])
+    best = Scored(Window(tuple(t[1:])), 0.112, 0.89, 0.04, 0.38)
+    wider = Scored(Window(tuple(t)), 0.111, 0.89, 0.04, 0.38)
+    assert len(select_spans([best, wider], "en")[0].sentences) == 3
+    leaners = ['"I\'m sorry."', "But it broke.", "하지만 나는 깨달았다.", "그런 날이 있다.", "Some days it works."]
+    for leaning in leaners:
+        assert not stands_alone(_sents([leaning])[0])
