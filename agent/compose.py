@@ -313,8 +313,9 @@ def select_spans(
     window of the same passage when only ``GAP`` sentences lie between them (one story, one
     quote) — but not with one that would only put sentences in front holding no more of the
     question's terms and no chosen view, unless the span's first sentence leans back on them
-    (:func:`stands_alone`: speech, "But ...", "Their ..."); and the best window of each further passage scoring within ``MARGIN`` of the top,
-    in the same language and sharing a term with the question. In the order they were chosen (best first).
+    (:func:`stands_alone`: speech, "But ...", "Their ..."); and the best window of each further
+    passage scoring within ``MARGIN`` of the top, in the same language and sharing a term with the
+    question. In the order they were chosen (best first).
 
     ``lead``: the passages (the chunks of one entry) whose best window opens the answer, whatever
     other windows score (a view question: the entry the view ranking and the retriever agree on,

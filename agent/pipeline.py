@@ -202,7 +202,14 @@ class Agent:
         self, question: str, persona: str, history: Sequence[Any] | None, condenser: Condenser | None = None
     ) -> tuple[str, PersonaCard, list[dict[str, str]], str, list[Retrieved], list[Any], Coverage]:
         """Clean the question, understand it (agent.question), retrieve (view passages first for a
-        view question), score sentence windows and assess coverage."""
+        view question), score sentence windows and assess coverage; over one snapshot of each
+        persona's index (HybridRetriever.snapshot)."""
+        with self.retriever.snapshot():
+            return self._prepare(question, persona, history, condenser)
+
+    def _prepare(
+        self, question: str, persona: str, history: Sequence[Any] | None, condenser: Condenser | None = None
+    ) -> tuple[str, PersonaCard, list[dict[str, str]], str, list[Retrieved], list[Any], Coverage]:
         text = clean_question(question, self.settings.max_question_tokens)
         card = get_persona(persona, self.settings)
         hist = normalize_history(history)
@@ -480,8 +487,12 @@ class Agent:
         name = resolve_name(backend, self.settings)
         # A backend with an LLM may rewrite follow-ups itself (``condense(question, history) -> str``).
         condenser = getattr(self.backend(name), "condense", None)
-        text, card, hist, standalone, passages, scored, coverage = self.prepare(question, persona, history, condenser)
-        lang = detect_lang(text)
+        with self.retriever.snapshot():  # no yield inside: a generator may resume in another context
+            text, card, hist, standalone, passages, scored, coverage = self.prepare(
+                question, persona, history, condenser
+            )
+            lang = detect_lang(text)
+            told_once = self.told_once(card.id, passages, lang, scored) if coverage.covered else set()
         if not coverage.covered:
             # A planted entry's title may be an instruction too: the refusal never names it.
             topics = list(dict.fromkeys(r.chunk.title for r in passages if instruction_like(r.chunk.title) is None))
@@ -508,7 +519,7 @@ class Agent:
                 "scored": scored,
                 "coverage": coverage,
                 "options": dict(options or {}),
-                "told_once": self.told_once(card.id, passages, lang, scored),
+                "told_once": told_once,
             },
         )
         yield from self.backend(name).stream(request)

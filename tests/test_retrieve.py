@@ -364,3 +364,43 @@ def test_a_large_personas_first_question_reads_no_whole_text(agent_factory: Any,
 
 
 _FIRST = ("Tell me about your years at DeepMind.", "What went wrong in your first big training run?")
+
+
+def test_one_question_reads_each_personas_manifest_head_once(agent: Any) -> None:
+    """Agent.prepare answers over one snapshot of each index (HybridRetriever.snapshot): the
+    manifest head is read once per persona, not at every step (there were 9-15 reads per question)."""
+    from agent.personas import list_personas
+
+    agent.ask("warm-up", persona="raj", backend="extractive")
+    reads: list[str] = []
+    head = agent.store.manifest_head
+    retriever = agent.retriever
+    spied = _store_with(agent, manifest_head=staticmethod(lambda persona: reads.append(persona) or head(persona)))
+    original, retriever.store = retriever.store, spied
+    try:
+        agent.prepare("Is scaling up models the road to superintelligence?", "raj", None)
+    finally:
+        retriever.store = original
+    assert sorted(reads) == sorted({c.id for c in list_personas(agent.settings)})
+
+
+def test_outside_a_snapshot_every_look_up_sees_a_new_ingest(agent: Any) -> None:
+    """The index is still checked against the store at each look-up outside a snapshot, and a
+    snapshot ends with its block."""
+    retriever = agent.retriever
+    reads: list[str] = []
+    head = agent.store.manifest_head
+    spied = _store_with(agent, manifest_head=staticmethod(lambda persona: reads.append(persona) or head(persona)))
+    original, retriever.store = retriever.store, spied
+    try:
+        with retriever.snapshot():
+            first = retriever.index("raj")
+            with retriever.snapshot():  # nested: shares the outer block's indexes
+                assert retriever.index("raj") is first
+            assert retriever.index("raj") is first
+        assert reads == ["raj"]
+        retriever.index("raj")
+        retriever.index("raj")
+        assert reads == ["raj"] * 3
+    finally:
+        retriever.store = original
