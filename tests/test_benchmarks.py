@@ -117,9 +117,11 @@ def test_filler_tokens_are_the_whole_text_tokens_where_no_kiwi_is_involved(pool:
     assert all(tokens_of(i) is None for i in planted)
 
 
-def test_synthetic_store_is_searched_by_the_real_retriever(pool: Pool, tmp_path: Path) -> None:
+def test_synthetic_store_is_searched_by_the_real_retriever(pool: Pool, tmp_path: Path, monkeypatch: Any) -> None:
     """Written with Store.add + a committed Manifest, found through HybridRetriever; the per-language
-    dense lists equal Chroma's own filtered search, and a second commit is seen by the same retriever."""
+    dense lists equal Chroma's own filtered search (by the widened search, and by the exact search
+    over a language's vectors), and a second commit is seen by the same retriever."""
+    import agent.retrieve as retrieve
     from agent.retrieve import HybridRetriever
     from knowledge.store import Store
 
@@ -138,14 +140,23 @@ def test_synthetic_store_is_searched_by_the_real_retriever(pool: Pool, tmp_path:
     for lang in idx.langs:
         expected = store.query(corpus.persona, query, retriever.depth, idx.visible, lang)
         assert [idx.lexical.chunk_id(row) for row, _ in dense[lang]] == [c.id for c, _ in expected]
-    # A language short in the one search was answered by Chroma's filtered search while its vectors
-    # loaded in the background; once loaded, the exact search over them finds the same chunks.
-    short = set(idx.loading)
-    assert short, "this corpus has a language short in the one search (Korean, 12% of it)"
-    for _ in range(200):
-        if short <= set(idx.vectors):
+    assert not idx.loading  # the widened search (all 400 chunks here) held every language's share
+    # Without the widened search, a language short in the one search is answered by Chroma's
+    # filtered search while its vectors load in the background; once loaded, the exact search over
+    # them finds the same chunks.
+    monkeypatch.setattr(retrieve, "WIDEN", 1)
+    retriever = HybridRetriever(store)
+    idx = retriever.index(corpus.persona)
+    dense = retriever._dense(corpus.persona, idx, query)
+    for lang in idx.langs:
+        expected = store.query(corpus.persona, query, retriever.depth, idx.visible, lang)
+        assert [idx.lexical.chunk_id(row) for row, _ in dense[lang]] == [c.id for c, _ in expected]
+    for _ in range(200):  # the background reads free their language when done
+        if not idx.loading:
             break
         time.sleep(0.05)
+    short = set(idx.vectors)
+    assert short, "this corpus has a language short in the one search (Korean, 12% of it)"
     again = retriever._dense(corpus.persona, idx, query)
     for lang in short:
         assert short <= set(idx.vectors)
