@@ -441,9 +441,13 @@ class Agent:
         With ``scored`` (the windows, agent.compose.score_windows), only the passages whose best
         window comes within ``TOLD_ONCE_REACH`` of the best window in ``lang`` are looked at: the
         preference decides nothing for the others, and each look is two nearest-neighbour
-        searches in the store."""
+        searches in the store. Empty above ``VIEW_POOL_CHUNKS`` chunks (those searches are Chroma's
+        filtered ones, seconds each at 1,000,000 chunks)."""
         idx = self.retriever.index(persona)
-        if lang not in idx.langs or len(idx.langs) < 2:
+        if lang not in idx.langs or len(idx.langs) < 2 or idx.lexical.n > VIEW_POOL_CHUNKS:
+            # Above VIEW_POOL_CHUNKS, as for the view pool: each twin look-up is two of Chroma's
+            # filtered searches, seconds each at 1,000,000 chunks (benchmarks.scale_ask: the next
+            # questions' median went from 1.45 s to 23 s with them).
             return set()
         near = set(range(len(passages)))
         if scored:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from agent.backends import AnswerRequest
 from agent.backends.extractive import ExtractiveBackend, lead_for, outside_speech
 from agent.compose import Scored, Sentence, Window, speech_whole
@@ -277,3 +279,16 @@ def test_a_near_tied_window_does_not_put_a_sentence_in_front_that_holds_nothing_
     leaners = ['"I\'m sorry."', "But it broke.", "하지만 나는 깨달았다.", "그런 날이 있다.", "Some days it works."]
     for leaning in leaners:
         assert not stands_alone(_sents([leaning])[0])
+
+
+def test_no_twin_look_ups_for_a_persona_above_the_view_pool_bound(agent: Any, monkeypatch: Any) -> None:
+    """Each twin look-up is two of Chroma's filtered searches (seconds each at 1,000,000 chunks):
+    above VIEW_POOL_CHUNKS, told_once makes none."""
+    import agent.pipeline as pipeline
+
+    q = "Tell me about the all-night argument you had with a colleague about alignment."
+    _, _, _, _, passages, scored, _ = agent.prepare(q, "raj", None)
+    assert agent.told_once("raj", passages, "en", scored)
+    monkeypatch.setattr(pipeline, "VIEW_POOL_CHUNKS", 0)
+    monkeypatch.setattr(agent, "_twin", lambda *a: pytest.fail("a twin look-up above the bound"))
+    assert agent.told_once("raj", passages, "en", scored) == set()
