@@ -57,6 +57,41 @@ _NAME_PART = re.compile(
 )
 
 
+# Entries (source, title) whose chosen view the composer prefers in a view answer: the leading two.
+VIEW_ENTRIES = 2
+
+
+def entries(passages: Sequence[Retrieved]) -> list[tuple[str, str]]:
+    """The distinct entries ``(source, title)`` of ``passages``, in their order."""
+    return list(dict.fromkeys((r.chunk.source, r.chunk.title) for r in passages))
+
+
+def settle_lead(passages: Sequence[Retrieved], scored: Sequence[Any]) -> list[Retrieved]:
+    """``passages`` regrouped by entry, the entries ordered by reciprocal-rank fusion (Cormack et
+    al. 2009, agent.retrieve.rrf) of two rankings: their order in ``passages`` (the view ranking,
+    ``Agent.views_first``) and the best window score of each (``scored``: agent.compose.Scored over
+    these passages, before any view boost). Ties keep the first ranking's order; an entry with no
+    window is ranked by the first alone. Same chunks, same length; chunks of one entry keep their order.
+
+    The view ranking judges chunks and single view sentences, the window scorer judges what would
+    be quoted: "모델을 키우는 것이 초지능으로 가는 길일까요?" ranked the failed-training entry first
+    by views ("그날 나는 배웠다") while its windows scored far below the scaling entry's ("모델 크기를
+    2배로 키우면 ..."). Either judge alone misplaces some paraphrased questions; the fused rank
+    decides which entry leads the answer."""
+    from agent.retrieve import rrf
+
+    order = entries(passages)
+    best: dict[tuple[str, str], float] = {}
+    for sc in scored:
+        chunk = passages[sc.window.passage].chunk
+        key = (chunk.source, chunk.title)
+        best[key] = max(best.get(key, float("-inf")), sc.score)
+    window_rank = {e: r for r, e in enumerate(sorted(best, key=lambda e: -best[e]))}
+    fused = {e: rrf(i) + (rrf(window_rank[e]) if e in window_rank else 0.0) for i, e in enumerate(order)}
+    settled = sorted(range(len(order)), key=lambda i: (-fused[order[i]], i))
+    return [r for i in settled for r in passages if (r.chunk.source, r.chunk.title) == order[i]]
+
+
 def speakable(terms: Sequence[str], limit: int = 3) -> tuple[str, ...]:
     """The question's unknown terms a refusal may name: names, not codes like "PWNED-7f3a".
 
@@ -224,11 +259,21 @@ class Agent:
         # The question's words the writings lack, with the writings' words they translate to in the
         # other language (agent.bridge): what the term overlap of views and windows reads.
         lexq = " ".join([standalone, *self._bridge(idx, standalone)])
+        best_views: dict[tuple[str, str], tuple[int, int]] = {}
         if understood.kind == "view":
-            passages, view_offsets = self.views_first(card.id, standalone, vector, passages, terms_text=lexq)
-        # A sentence the ingest scan would flag (an instruction planted in a source) is never quoted.
-        sentences = [s for s in candidate_sentences(passages) if instruction_like(s.text) is None]
-        scored = score_windows(lexq, vector, windows(sentences), self.sentences, self.idf(card.id))
+            passages, best_views = self.views_first(card.id, standalone, vector, passages, terms_text=lexq)
+        scored = self._score(passages, lexq, vector, card.id)
+        if understood.kind == "view":
+            settled = settle_lead(passages, scored)
+            if settled[0].chunk.lang != understood.lang and understood.lang in idx.langs:
+                # As in views_first: the writer's telling in the asker's language leads.
+                twin = self._twin(card.id, settled[0].chunk, understood.lang)
+                if twin is not None and any(r.chunk.id == twin.id for r in settled):
+                    settled = sorted(settled, key=lambda r: r.chunk.id != twin.id)
+            if [r.chunk.id for r in settled] != [r.chunk.id for r in passages]:
+                passages = settled
+                scored = self._score(passages, lexq, vector, card.id)  # passage indices moved
+            view_offsets = {best_views[e] for e in entries(passages)[:VIEW_ENTRIES] if e in best_views}
         if view_offsets:
             scored = boost_views(scored, view_offsets)
         coverage = assess(
@@ -285,6 +330,12 @@ class Agent:
                 best[lang] = max(sim, best.get(lang, -1.0))
         return best
 
+    def _score(self, passages: list[Retrieved], terms_text: str, vector: Sequence[float], persona: str) -> list[Any]:
+        """The sentence windows of ``passages``, scored (agent.compose.score_windows); a sentence the
+        ingest scan would flag (an instruction planted in a source) is never a candidate."""
+        sentences = [s for s in candidate_sentences(passages) if instruction_like(s.text) is None]
+        return score_windows(terms_text, vector, windows(sentences), self.sentences, self.idf(persona))
+
     def views_first(
         self,
         persona: str,
@@ -293,15 +344,16 @@ class Agent:
         passages: list[Retrieved],
         best: int = 2,
         terms_text: str | None = None,
-    ) -> tuple[list[Retrieved], set[tuple[int, int]]]:
+    ) -> tuple[list[Retrieved], dict[tuple[str, str], tuple[int, int]]]:
         """``passages`` (the retriever's ranking) plus the chunks of the ``best`` views (agent.views)
         matching ``question``, re-ranked by reciprocal-rank fusion (Cormack et al. 2009) of three
         lists: the retriever's ranking, the view ranking (a chunk ranks by its best view; each
         language ranked on its own, interleaved with the question's first), and the chunks whose
         views hold the question's terms (each vote weighted by that share). When the first is in
         another language than the question, its telling in the question's language (``_twin``)
-        takes its place. Also returned: the offsets of the best view of each entry of the ``best``
-        leading passages, for the composer to prefer; the first passage's entry leads a view answer
+        takes its place. Also returned: the offsets of the best view of each entry among them,
+        keyed by ``(source, title)``; the composer prefers those of the leading entries (see
+        ``_prepare``), and the first passage's entry leads a view answer
         (agent.compose.select_spans). Shapes: ``len(passages) <= len(out) <= len(passages) + best + 1``;
         offsets are ``(start, end)`` in the source file.
 
@@ -401,14 +453,14 @@ class Agent:
         # The composer prefers the windows holding the best view (by the view score) of each of
         # the entries of the ``best`` leading passages: the sentence where the writer states the
         # view asked about, wherever in its entry it sits.
-        offsets: set[tuple[int, int]] = set()
-        for entry in dict.fromkeys((r.chunk.source, r.chunk.title) for r in reordered[:best]):
+        offsets: dict[tuple[str, str], tuple[int, int]] = {}
+        for entry in dict.fromkeys((r.chunk.source, r.chunk.title) for r in reordered):
             mine = [i for i, v in enumerate(views) if (v.source, v.title) == entry]
             if mine:
                 # Within an entry the title adds the same terms to every view: the view score with
                 # the sentence's own terms in place of its title's.
                 top = max(mine, key=lambda i: lifted[i] + VIEW_LEXICAL * own[i])
-                offsets.add((views[top].start, views[top].end))
+                offsets[entry] = (views[top].start, views[top].end)
         return reordered, offsets
 
     def _view_pool(

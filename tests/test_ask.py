@@ -38,6 +38,9 @@ def test_view_question_naming_an_unwritten_topic_is_answered_with_the_nearest_vi
         # The rows: the entry that states the view leads, and its view sentence is quoted.
         ("raj", "Is scaling up models the road to superintelligence?", "The Weekend My Hyperparameter", "might not be"),
         ("raj", "스케일링에 대해 어떻게 생각하세요?", "스케일링 법칙의 한계", "답이 아닐 수도"),
+        # A paraphrase that never says 스케일링: the view ranking alone led with the failed-training
+        # entry ("그날 나는 배웠다"); its windows scored far below the scaling entry's (settle_lead).
+        ("raj", "모델을 키우는 것이 초지능으로 가는 길일까요?", "스케일링 법칙의 한계", "답이 아닐 수도"),
         ("raj", "What do you think of RLHF as a way to align models?", "Alignment 문제와 밤샘 논쟁", "철학 문제"),
         # Both diaries tell it: the asker's language leads (the English telling, not the Korean).
         ("raj", "Are emergent capabilities real?", "The Emergent Capabilities Paper Controversy", "emergent"),

@@ -77,3 +77,41 @@ def test_a_large_personas_view_question_weighs_only_the_views_of_the_chunks_the_
     ranked, _ = large.views_first("raj", question, vector, passages)
     assert len(embedded) == 1 and embedded[0] == len(build_inventory(pool)) < len(lidx.views)
     assert ranked[0].chunk.title == "Alignment 문제와 밤샘 논쟁"
+
+
+def _retrieved(title: str, cid: str, start: int) -> Any:
+    from knowledge.types import Retrieved
+
+    return Retrieved(chunk=_chunk("One sentence here. Another one there.", start, title, cid), score=0.0)
+
+
+def _window(passage: int, score: float) -> Any:
+    from agent.compose import Scored, Sentence, Window
+
+    sentence = Sentence("One sentence here.", 0, 18, passage, "en", 0)
+    return Scored(Window((sentence,)), score, 0.8, score, 0.0)
+
+
+def test_settle_lead_fuses_the_view_ranking_with_the_window_scores() -> None:
+    """An entry the windows rank first and the view ranking second overtakes one the view ranking
+    puts first but the windows third; an entry's chunks stay together and in order."""
+    from agent.pipeline import settle_lead
+
+    passages = [
+        _retrieved("A", "a1", 0),
+        _retrieved("B", "b1", 100),
+        _retrieved("A", "a2", 200),
+        _retrieved("C", "c1", 300),
+    ]
+    scored = [_window(0, 0.01), _window(1, 0.09), _window(3, 0.05)]
+    settled = settle_lead(passages, scored)
+    assert [r.chunk.id for r in settled] == ["b1", "a1", "a2", "c1"]
+
+
+def test_settle_lead_keeps_the_view_rankings_lead_on_a_tie_or_without_windows() -> None:
+    from agent.pipeline import settle_lead
+
+    passages = [_retrieved("A", "a1", 0), _retrieved("B", "b1", 100)]
+    # A: view rank 0, window rank 1; B: view rank 1, window rank 0 -> the same fused score.
+    assert [r.chunk.id for r in settle_lead(passages, [_window(0, 0.01), _window(1, 0.09)])] == ["a1", "b1"]
+    assert [r.chunk.id for r in settle_lead(passages, [])] == ["a1", "b1"]
