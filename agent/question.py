@@ -62,7 +62,8 @@ _VIEW_EN = re.compile(
     r"\b(?:what do you (?:think|make|feel|believe)|what(?:'s| is) your (?:view|take|opinion|position|stance|"
     r"thought|feeling)s?|your (?:view|take|opinion|position|stance|thoughts)\b|in your (?:view|opinion)"
     r"|do you (?:think|believe|agree|consider|expect|see|feel|buy|trust|worry)|would you (?:say|agree|recommend)"
-    r"|how do you (?:see|view|feel|think|judge|rate)|are you (?:skeptical|optimistic|worried|convinced|sure)"
+    r"|how (?:do|would) you (?:see|view|feel|think|judge|rate|assess|evaluate|characteri[sz]e|rank)"
+    r"|are you (?:skeptical|optimistic|worried|convinced|sure)"
     r"|should (?:we|i|one|people|researchers|students)|is it (?:worth|okay|ok|wise|true|better|possible)"
     r"|what would you tell|what is the (?:right|best) way|how should|does it matter|why do you think)\b",
     re.IGNORECASE,
@@ -82,7 +83,7 @@ _PAST_EN = re.compile(
 # 건가요, 하나요) asks about a proposition; the past (했나요, 였어요, 쓰셨나요) asks about an event.
 _GENERAL_KO = re.compile(r"(?:까요|가요|나요|까)\s*[?？]*\s*$")
 _VIEW_KO = re.compile(
-    r"생각(?:하세요|하시나요|하나요|하십니까|해요|하시는지|하는지|은|이)|어떻게\s*(?:보|생각|느끼)"
+    r"생각(?:하세요|하시나요|하나요|하십니까|해요|하시는지|하는지|은|이)|어떻게\s*(?:보|생각|느끼|평가)"
     r"|(?:라고|다고|하다고|이라고)\s*(?:보|생각|믿)|보시나요|보세요|보나요|보십니까|의견|견해|입장|관점"
     r"|동의하|믿으세요|믿나요|회의적|낙관적|어느\s*쪽|답일까|답인가|일까요|(?:할|될)\s*수\s*있을까"
     r"|가치가\s*있|필요할까|해야\s*할까|중요하다고|맞다고|옳다고"

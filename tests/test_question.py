@@ -24,6 +24,10 @@ NEWCOMER = (SOURCES / "essay-from-curiosity-to-research.txt").read_text("utf-8")
         "스케일링이 답이라고 생각하세요?",
         "unlearning을 하면 모델이 정말 그 데이터를 잊는다고 보세요?",
         "Neel Nanda의 접근 방식에 대해 어떻게 생각하세요?",
+        # Asked to judge something: the writer's assessment, not an event.
+        "How would you characterise OpenAI's research priorities?",
+        "How do you assess the state of interpretability research?",
+        "딥마인드의 연구 문화를 어떻게 평가하세요?",
         # General questions in the present or a modal, with no "you": the writer's position is asked.
         "What role does peer review play in science?",
         "How much sleep should a PhD student get?",
@@ -53,6 +57,7 @@ def test_opinion_questions_are_views(question: str) -> None:
         "그 논문은 언제 나왔나요?",
         "어떤 GPU를 썼나요?",
         "교수님은 실패를 어떻게 극복하셨나요?",
+        "How would you describe the first week of the internship?",
     ],
 )
 def test_event_questions_are_not_views(question: str) -> None:
