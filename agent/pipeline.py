@@ -57,6 +57,9 @@ _NAME_PART = re.compile(
 )
 
 
+# Words a passage needs for its entry to be named as a topic in a refusal (a navigation line or a
+# byline, "Back to All Posts / Published on August 18, 2025", has fewer).
+MIN_TOPIC_WORDS = 12
 # Entries (source, title) whose chosen view the composer prefers in a view answer: the leading two.
 VIEW_ENTRIES = 2
 
@@ -550,8 +553,15 @@ class Agent:
             lang = detect_lang(text)
             told_once = self.told_once(card.id, passages, lang, scored) if coverage.covered else set()
         if not coverage.covered:
-            # A planted entry's title may be an instruction too: the refusal never names it.
-            topics = list(dict.fromkeys(r.chunk.title for r in passages if instruction_like(r.chunk.title) is None))
+            # A planted entry's title may be an instruction too: the refusal never names it. Nor does
+            # it name a passage too short to have a topic (a saved page's "Back to All Posts").
+            topics = list(
+                dict.fromkeys(
+                    r.chunk.title
+                    for r in passages
+                    if instruction_like(r.chunk.title) is None and len(r.chunk.text.split()) >= MIN_TOPIC_WORDS
+                )
+            )
             message = abstain_text(lang, topics, speakable(coverage.unknown_terms), coverage.kind)
             yield message
             yield Answer(

@@ -23,6 +23,7 @@ _DIARY_TITLE = re.compile(r"\A\[(?P<title>[^\]\n]*)\]\s*(?P<private>(?i:\{privat
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(?P<body>.*?)\n---[ \t]*(?:\n|\Z)", re.DOTALL)
 _LINE_END = re.compile(r"\r\n|\r|\n")  # the line ends markdown-it knows
 _TITLE_END = re.compile(r"[.!?:,;)\]]$")
+MAX_TITLE = 120  # characters: a longer line is prose even when capitalised like a title
 
 
 class LoadError(Exception):
@@ -281,14 +282,19 @@ def _sections(text: str, source: str, body_start: int) -> list[Entry]:
     def line(i: int) -> str:
         return text[lines[i][0] : lines[i][1]]
 
+    def is_title(s: str) -> bool:
+        # A long title is still a title ("From Curiosity to Research Pt. 1 - From Using LLMS to
+        # Understanding The Internals", a saved web page's): mostly capitalised words, no end stop.
+        return len(s) < 80 or (len(s) < MAX_TITLE and _looks_like_title(s) and not _TITLE_END.search(s))
+
     def is_prose(i: int) -> bool:
         s = line(i)
-        return len(s) >= 80 and not s.startswith(("-", "*", "•"))
+        return len(s) >= 80 and not s.startswith(("-", "*", "•")) and not is_title(s)
 
     def is_heading(i: int) -> bool:
         s = line(i)
         return (
-            len(s) < 80
+            is_title(s)
             and not _TITLE_END.search(s)
             and not s.startswith(("-", "*", "•", "$"))
             and _looks_like_title(s)

@@ -179,3 +179,12 @@ def test_corpus_text_and_idf_are_built_once_per_index(agent: Any) -> None:
     first_text, first_idf = agent.corpus_text("raj"), agent.idf("raj")
     assert agent.corpus_text("raj") is first_text and agent.idf("raj") is first_idf
     assert "gradient clipping" in first_text.lower() and first_idf
+
+
+@pytest.mark.parametrize(
+    "question", ["Can you share a good sourdough bread recipe?", "도쿄 3박 4일 여행 일정 좀 짜 주세요."]
+)
+def test_a_refusal_names_topics_not_a_saved_pages_navigation_line(agent: Any, question: str) -> None:
+    answer = agent.ask(question, persona="newcomer", backend="extractive")
+    assert answer.abstained and answer.nearest_topics
+    assert "Back to All Posts" not in answer.text and "Back to All Posts" not in answer.nearest_topics

@@ -94,3 +94,31 @@ def test_huge_file_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"a" * 5_000_001)
     with pytest.raises(LoadError, match="too large"):
         load_document(path)
+
+
+def test_a_saved_web_pages_long_title_heads_its_section() -> None:
+    """A title line over 80 characters (a saved blog post's) heads the section after it instead of
+    being read as prose, so the byline above it is not made the section's title."""
+    prose = "Covering the journey from initial curiosity about neural networks to how they make decisions."
+    text = (
+        "Back to All Posts\n\nPublished on August 18, 2025\n\n"
+        "From Curiosity to Research Pt. 1 - From Using LLMS to Understanding The Internals\n\n"
+        f"{prose}\n"
+    )
+    entries = split_entries(text, "post.txt")
+    assert [e.title for e in entries] == [
+        "Back to All Posts",
+        "From Curiosity to Research Pt. 1 - From Using LLMS to Understanding The Internals",
+    ]
+    assert entries[1].text == prose and "Published on August 18, 2025" in entries[0].text
+    bundled = load_document(BUNDLED_SOURCES / "essay-from-curiosity-to-research.txt")
+    assert "Published on August 18, 2025" not in [e.title for e in bundled.entries]
+
+
+def test_dated_lines_over_prose_still_head_diary_entries() -> None:
+    body = "Today I trained a small model on the new data and the loss went down faster than I expected."
+    text = f"March 3, 2024\n{body}\n\nMarch 4, 2024\n{body}\n"
+    assert [e.title for e in split_entries(text, "d.txt")] == ["March 3, 2024", "March 4, 2024"]
+    # A capitalised line of 120 characters or more is prose, not a title.
+    long = " ".join(["Word"] * 30)
+    assert [e.title for e in split_entries(f"Intro\n{long}\n", "x.txt")] == ["Intro"]
