@@ -301,6 +301,22 @@ def stands_alone(sentence: Sentence) -> bool:
     return not _LEANS_BACK.match(sentence.text)
 
 
+# A sentence that hands over to the speech after it: it ends on a verb of saying ("I answered
+# honestly.", "The team lead replied:", "청중 중 한 명이 물었다.", "Raj는 솔직히 답했다.").
+_INTRODUCES_SPEECH = re.compile(
+    r"(?:\b(?:said|says|asked|asks|replied|replies|answered|answers|shouted|added|told (?:me|him|her|them|us))"
+    r"(?:\s+\w+)?|(?:답했|물었|말했|외쳤|소리쳤|대답했|말씀하셨|덧붙였)다)\s*[.:,]?\s*$|:\s*$",
+    re.IGNORECASE,
+)
+_OPEN_QUOTES = ('"', "“", "'", "‘")
+
+
+def introduces_speech(sentence: str) -> bool:
+    """True when ``sentence`` ends by handing over to speech (``_INTRODUCES_SPEECH``): a quoted span
+    that ends on it goes on through the speech that follows (agent.compose.select_spans)."""
+    return bool(_INTRODUCES_SPEECH.search(sentence))
+
+
 def select_spans(
     scored: Sequence[Scored],
     question_lang: str,
@@ -391,6 +407,9 @@ def select_spans(
         sents = chosen[p]
         if follow > 0:
             sents = sents + [s for s in all_sents[p] if s.start > sents[-1].start][:follow]
+        after = [s for s in all_sents[p] if s.start > sents[-1].start][:1]
+        if after and introduces_speech(sents[-1].text) and after[0].text.lstrip().startswith(_OPEN_QUOTES):
+            sents = sents + after  # "Raj는 솔직히 답했다." goes on with what he answered
         # The span's language is its text's, not its first sentence's ("Parameter update 없이." opens
         # a Korean span).
         lang = detect_lang(" ".join(x.text for x in sents))

@@ -292,3 +292,25 @@ def test_no_twin_look_ups_for_a_persona_above_the_view_pool_bound(agent: Any, mo
     monkeypatch.setattr(pipeline, "VIEW_POOL_CHUNKS", 0)
     monkeypatch.setattr(agent, "_twin", lambda *a: pytest.fail("a twin look-up above the bound"))
     assert agent.told_once("raj", passages, "en", scored) == set()
+
+
+@pytest.mark.parametrize("kind", ["fact", "view"])
+def test_a_span_ending_on_the_line_that_introduces_speech_goes_on_through_the_speech(kind: str) -> None:
+    text = (
+        "I presented the paper at a conference. Someone in the audience asked a question. "
+        '"So does the model think?" I answered honestly. "I don\'t know." Then we went for dinner. '
+        "The food was fine."
+    )
+    chunk = _chunk("a", text)
+    sents = _sentences(chunk, 0)
+    # The best window ends on "I answered honestly." (fact answers also go on through FOLLOW
+    # sentences; the last sentence is then the speech itself or what follows it).
+    end = 4 if kind == "view" else 2
+    rest = [_scored(sents[i : i + 2], 0.0) for i in range(len(sents) - 1)]  # every sentence is in some window
+    answer = _answer([_scored(sents[:end], 0.2), *rest], [chunk], kind=kind)
+    quote = answer.citations[0].quote
+    assert "I answered honestly." in quote and "I don't know." in quote
+    assert "The food was fine." not in quote
+    # A span that does not end on such a line is not widened.
+    answer = _answer([_scored(sents[:2], 0.2), *rest], [chunk], kind="view")
+    assert answer.citations[0].quote.endswith("asked a question.")
