@@ -410,6 +410,10 @@ def select_spans(
         after = [s for s in all_sents[p] if s.start > sents[-1].start][:1]
         if after and introduces_speech(sents[-1].text) and after[0].text.lstrip().startswith(_OPEN_QUOTES):
             sents = sents + after  # "Raj는 솔직히 답했다." goes on with what he answered
+        elif after and sents[-1].text.rstrip().endswith(":"):
+            sents = sents + after  # "The reasons were:" goes on with the first of them
+        elif not after and len(sents) > 1 and sents[-1].text.rstrip().endswith(":"):
+            sents = sents[:-1]  # "Here is my view:" with nothing after it in the passage: left out
         # The span's language is its text's, not its first sentence's ("Parameter update 없이." opens
         # a Korean span).
         lang = detect_lang(" ".join(x.text for x in sents))

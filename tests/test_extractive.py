@@ -314,3 +314,19 @@ def test_a_span_ending_on_the_line_that_introduces_speech_goes_on_through_the_sp
     # A span that does not end on such a line is not widened.
     answer = _answer([_scored(sents[:2], 0.2), *rest], [chunk], kind="view")
     assert answer.citations[0].quote.endswith("asked a question.")
+
+
+def test_a_span_never_ends_on_a_colon_that_hands_over_to_nothing() -> None:
+    """ "Here is my view:" closing a passage is left out of the quote; "The reasons were:" with a
+    sentence after it goes on through that sentence."""
+    alone = _chunk("a", "I am skeptical that scaling alone leads to AGI. Here is my view:")
+    sents = _sentences(alone, 0)
+    answer = _answer([_scored(sents, 0.2)], [alone], kind="view")
+    assert answer.citations[0].quote == "I am skeptical that scaling alone leads to AGI."
+    more = _chunk(
+        "b", "The run failed twice. The reasons were: A bad learning rate and a clipping bug. Then we fixed it."
+    )
+    sents = _sentences(more, 0)
+    rest = [_scored(sents[i : i + 2], 0.0) for i in range(len(sents) - 1)]
+    answer = _answer([_scored(sents[:2], 0.2), *rest], [more], kind="view")
+    assert answer.citations[0].quote.endswith("A bad learning rate and a clipping bug.")
