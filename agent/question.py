@@ -106,10 +106,12 @@ _NP_STOP = frozenset(
     experiences journey story mind advice favorite favourite biggest best worst most least students student
     chances chance takeaway takeaways lesson lessons influence influences inspiration inspirations impression
     impressions reaction reactions plan plans goal goals hope hopes motivation motivations regret regrets memory
-    memories reason reasons answer answers thinking sense""".split()
+    memories reason reasons answer answers thinking sense attention interest interests curiosity eye eyes heart
+    attitude perspective focus approach""".split()
 )
-# The nouns above past "chances" name what any writer has (a takeaway, influences, plans): "your
-# takeaway" presupposes nothing the writings could lack, so it is never a premise.
+# The nouns above past "chances" name what any writer has (a takeaway, influences, plans, attention):
+# "your takeaway" or "What caught your attention?" presupposes nothing the writings could lack, so it
+# is never a premise.
 _WORD = re.compile(r"[a-z][a-z0-9-]*")
 _NP_END = frozenset(
     """at of in on with for to from during about and or but as by into after before since while when that which

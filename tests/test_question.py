@@ -125,6 +125,7 @@ def test_your_takeaway_or_influences_presuppose_nothing() -> None:
     assert foreign_possessions("So what's your takeaway from that?", corpus.lower()) == ()
     assert foreign_possessions("Which organisation do you name among your influences?", corpus.lower()) == ()
     assert foreign_possessions("How did your internship go?", corpus.lower()) == ("internship",)
+    assert foreign_possessions("Why did mechanistic interpretability catch your attention?", corpus.lower()) == ()
 
 
 def test_names_glued_to_korean_particles_are_found() -> None:
