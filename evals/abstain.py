@@ -24,21 +24,23 @@ def collect(agent: Any, rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndar
     return np.asarray(xs, dtype=np.float64), np.asarray(ys)
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 5000) -> tuple[np.ndarray, float]:
-    """Plain gradient descent on standardised features; returns weights for the raw features."""
-    mu, sd = x.mean(axis=0), x.std(axis=0) + 1e-9
-    z = (x - mu) / sd
-    w = np.zeros(z.shape[1])
-    b = 0.0
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2) -> tuple[np.ndarray, float]:
+    """L2-regularised logistic regression with balanced class weights: scikit-learn's
+    ``LogisticRegression`` on standardised features (``StandardScaler``), ``C = 1 / (n * l2)``, i.e.
+    the mean class-weighted log loss plus ``l2 / 2 * ||w||^2``. ``x``: (n, features), ``y``: (n,) of
+    0/1. Returns the weights and bias for the raw features, as agent.coverage applies them with
+    numpy (the runtime never imports scikit-learn). Raises ValueError (scikit-learn's) when ``y``
+    holds one class only."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(x)
     # Classes are unbalanced in small calibration sets: weight them equally.
-    cw = np.where(y == 1, 0.5 / max(y.mean(), 1e-9), 0.5 / max(1 - y.mean(), 1e-9))
-    for _ in range(steps):
-        p = 1 / (1 + np.exp(-(z @ w + b)))
-        g = (p - y) * cw
-        w -= 0.1 * (z.T @ g / len(y) + l2 * w)
-        b -= 0.1 * g.mean()
-    raw_w = w / sd
-    raw_b = b - float((w * mu / sd).sum())
+    model = LogisticRegression(C=1.0 / (len(y) * l2), class_weight="balanced", max_iter=10_000)
+    model.fit(scaler.transform(x), y)
+    coef = model.coef_[0]
+    raw_w = coef / scaler.scale_
+    raw_b = float(model.intercept_[0] - (coef * scaler.mean_ / scaler.scale_).sum())
     return raw_w, raw_b
 
 

@@ -113,3 +113,24 @@ def test_a_korean_view_question_is_not_refused_for_words_the_writer_may_have_put
     # An English question's words are judged against the writings as before.
     q = understand("What do you think about the EU AI Act?", "models", ("en", "ko"))
     assert not speaks_to(q, {"model"}, ("en", "ko"))
+
+
+def test_the_abstention_fit_returns_raw_feature_weights_of_a_balanced_l2_logistic_model() -> None:
+    """evals.abstain.fit_logistic: the raw weights it returns give scikit-learn's own probabilities
+    on unscaled features, and the fit separates two classes of unequal size."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from evals.abstain import fit_logistic
+
+    rng = np.random.default_rng(0)
+    x = np.vstack([rng.normal([0.86, 0.3], [0.01, 0.1], (30, 2)), rng.normal([0.82, 0.7], [0.01, 0.1], (10, 2))])
+    y = np.array([1.0] * 30 + [0.0] * 10)
+    w, b = fit_logistic(x, y)
+    p = 1 / (1 + np.exp(-(x @ w + b)))
+    scaler = StandardScaler().fit(x)
+    model = LogisticRegression(C=1.0 / (len(y) * 1e-2), class_weight="balanced", max_iter=10_000)
+    model.fit(scaler.transform(x), y)
+    assert np.allclose(p, model.predict_proba(scaler.transform(x))[:, 1], atol=1e-9)
+    assert ((p >= 0.5) == (y == 1)).mean() >= 0.95
