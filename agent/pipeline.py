@@ -57,11 +57,17 @@ _NAME_PART = re.compile(
 )
 
 
-# Words a passage needs for its entry to be named as a topic in a refusal (a navigation line or a
-# byline, "Back to All Posts / Published on August 18, 2025", has fewer).
-MIN_TOPIC_WORDS = 12
 # Entries (source, title) whose chosen view the composer prefers in a view answer: the leading two.
 VIEW_ENTRIES = 2
+
+
+def only_titles(text: str) -> bool:
+    """True when every non-blank line of ``text`` reads as a title (knowledge.loaders.looks_like_title):
+    a navigation line or a byline ("Back to All Posts", "Published on August 18, 2025"), not prose."""
+    from knowledge.loaders import looks_like_title
+
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return bool(lines) and all(looks_like_title(line) for line in lines)
 
 
 def entries(passages: Sequence[Retrieved]) -> list[tuple[str, str]]:
@@ -554,12 +560,13 @@ class Agent:
             told_once = self.told_once(card.id, passages, lang, scored) if coverage.covered else set()
         if not coverage.covered:
             # A planted entry's title may be an instruction too: the refusal never names it. Nor does
-            # it name a passage too short to have a topic (a saved page's "Back to All Posts").
+            # it name a passage of title-like lines only (a saved page's "Back to All Posts /
+            # Published on August 18, 2025"): a navigation line or a byline is not a topic.
             topics = list(
                 dict.fromkeys(
                     r.chunk.title
                     for r in passages
-                    if instruction_like(r.chunk.title) is None and len(r.chunk.text.split()) >= MIN_TOPIC_WORDS
+                    if instruction_like(r.chunk.title) is None and not only_titles(r.chunk.text)
                 )
             )
             message = abstain_text(lang, topics, speakable(coverage.unknown_terms), coverage.kind)

@@ -285,7 +285,7 @@ def _sections(text: str, source: str, body_start: int) -> list[Entry]:
     def is_title(s: str) -> bool:
         # A long title is still a title ("From Curiosity to Research Pt. 1 - From Using LLMS to
         # Understanding The Internals", a saved web page's): mostly capitalised words, no end stop.
-        return len(s) < 80 or (len(s) < MAX_TITLE and _looks_like_title(s) and not _TITLE_END.search(s))
+        return len(s) < 80 or (len(s) < MAX_TITLE and looks_like_title(s) and not _TITLE_END.search(s))
 
     def is_prose(i: int) -> bool:
         s = line(i)
@@ -297,7 +297,7 @@ def _sections(text: str, source: str, body_start: int) -> list[Entry]:
             is_title(s)
             and not _TITLE_END.search(s)
             and not s.startswith(("-", "*", "•", "$"))
-            and _looks_like_title(s)
+            and looks_like_title(s)
             and i + 1 < len(lines)
             and is_prose(i + 1)
         )
@@ -329,8 +329,10 @@ def _sections(text: str, source: str, body_start: int) -> list[Entry]:
     return entries
 
 
-def _looks_like_title(s: str) -> bool:
-    """Numbered ("2. No Learning is Not Learning") or mostly capitalised words."""
+def looks_like_title(s: str) -> bool:
+    """True for a line that reads as a title: numbered ("2. No Learning is Not Learning") or mostly
+    capitalised words (at least 60% of its words over three letters; "Back to All Posts",
+    "Published on August 18, 2025")."""
     if re.match(r"^\d+[.)]\s+\S", s):
         return True
     words = [w for w in re.findall(r"[^\W\d_][\w'’-]*", s) if len(w) > 3]

@@ -122,3 +122,14 @@ def test_dated_lines_over_prose_still_head_diary_entries() -> None:
     # A capitalised line of 120 characters or more is prose, not a title.
     long = " ".join(["Word"] * 30)
     assert [e.title for e in split_entries(f"Intro\n{long}\n", "x.txt")] == ["Intro"]
+
+
+def test_only_title_like_lines_name_no_topic() -> None:
+    """agent.pipeline.only_titles: a navigation line or a byline is not a topic a refusal names; a
+    short note of prose is ("We read a paper ..." is one sentence of nine words)."""
+    from agent.pipeline import only_titles
+
+    assert only_titles("Back to All Posts\n\nPublished on August 18, 2025")
+    assert not only_titles("We read a paper about sparse autoencoders on Friday.")
+    assert not only_titles("sparse autoencoders for vision")
+    assert not only_titles("")
