@@ -274,8 +274,11 @@ class Agent:
         scored = self._score(passages, lexq, vector, card.id)
         if understood.kind == "view":
             settled = settle_lead(passages, scored)
-            if settled[0].chunk.lang != understood.lang and understood.lang in idx.langs:
-                # As in views_first: the writer's telling in the asker's language leads.
+            moved = settled[0].chunk.id != passages[0].chunk.id
+            if moved and settled[0].chunk.lang != understood.lang and understood.lang in idx.langs:
+                # As in views_first, which has looked for the first passage's twin already: the
+                # writer's telling in the asker's language leads (two store searches, made only
+                # for a new lead).
                 twin = self._twin(card.id, settled[0].chunk, understood.lang)
                 if twin is not None and any(r.chunk.id == twin.id for r in settled):
                     settled = sorted(settled, key=lambda r: r.chunk.id != twin.id)

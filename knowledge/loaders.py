@@ -294,7 +294,7 @@ def _sections(text: str, source: str, body_start: int) -> list[Entry]:
     def is_heading(i: int) -> bool:
         s = line(i)
         return (
-            is_title(s)
+            len(s) < MAX_TITLE
             and not _TITLE_END.search(s)
             and not s.startswith(("-", "*", "•", "$"))
             and looks_like_title(s)
