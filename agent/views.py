@@ -33,7 +33,13 @@ _EN_CUES = re.compile(
     r"|is (?:needed|necessary|important|key|crucial|useful|the answer|part of)|(?:more|less) (?:interesting|"
     r"important|hyped)|the most interesting|the next frontier|I(?:'m| am) approaching|should|must|need to"
     r"|the irony|a profound lesson|the timeless value|prescient|insufficient|a useful counterweight"
-    r"|I (?:was|am|remain) skeptical|maybe we|no learning is)(?!\w)",
+    r"|I (?:was|am|remain) skeptical|maybe we|no learning is"
+    # Hedges and attitude markers (Hyland, "Metadiscourse", 2005): likelihood, affect, evaluative
+    # superlatives, felt necessity. Not a bare "I don't know": a view on no topic in particular, it
+    # came close to every question and joined unrelated passages to answers.
+    r"|likely|probably|perhaps|arguably"
+    r"|frustrat\w*|fascinat\w*|I (?:truly |really )?(?:appreciate|admire|love)|incredible|remarkable"
+    r"|(?:the|some of the) (?:clearest|best|worst|greatest|most \w+|least \w+)|(?:I|we) needed|very much needed)(?!\w)",
     re.IGNORECASE,
 )
 _KO_CUES = re.compile(

@@ -39,6 +39,16 @@ def test_narration_is_not_a_view() -> None:
     assert states_view("Admitting you don't know—that's the professor's job.")
 
 
+def test_hedges_attitude_and_evaluative_superlatives_state_a_view() -> None:
+    # Likelihood, affect and evaluation (Hyland 2005) mark a stance as "I believe" does.
+    assert states_view("LLMs will likely remain useful as components.")
+    assert states_view("I would get frustrated with methods that ran expensive updates for marginal gains.")
+    assert states_view("You're missing out on some of the clearest explanations available anywhere.")
+    # A bare "I don't know" states no position on anything in particular.
+    assert not states_view("Honestly... I don't know.")
+    assert not states_view("I watched the series on neural networks last spring.")
+
+
 def test_deterministic() -> None:
     chunks = [_chunk(DIARY), _chunk(KO, start=500, title="Alignment", cid="c2", lang="ko")]
     assert build_inventory(chunks) == build_inventory(list(reversed(chunks)))
