@@ -44,6 +44,8 @@ def test_hedges_attitude_and_evaluative_superlatives_state_a_view() -> None:
     assert states_view("LLMs will likely remain useful as components.")
     assert states_view("I would get frustrated with methods that ran expensive updates for marginal gains.")
     assert states_view("You're missing out on some of the clearest explanations available anywhere.")
+    # "is not" as "isn't": a corrective claim is a stance.
+    assert states_view('The narrative is not "neural is better than statistical".')
     # A bare "I don't know" states no position on anything in particular.
     assert not states_view("Honestly... I don't know.")
     assert not states_view("I watched the series on neural networks last spring.")
