@@ -330,3 +330,19 @@ def test_a_span_never_ends_on_a_colon_that_hands_over_to_nothing() -> None:
     rest = [_scored(sents[i : i + 2], 0.0) for i in range(len(sents) - 1)]
     answer = _answer([_scored(sents[:2], 0.2), *rest], [more], kind="view")
     assert answer.citations[0].quote.endswith("A bad learning rate and a clipping bug.")
+
+
+def test_the_lead_opens_on_its_chosen_view_unless_another_of_its_windows_is_far_ahead() -> None:
+    from agent.compose import VIEW_LEAD_GAP, select_spans
+
+    lead = _chunk("a", TEXT)
+    s = _sentences(lead, 0)
+    view_window = Scored(Window(tuple(s[-2:])), 0.10, 0.8, 0.05, 0.0, view=True)
+    # Near the view's window (the story around a view often outscores it): the view opens.
+    near = _scored(s[:2], 0.10 + VIEW_LEAD_GAP / 2)
+    spans = select_spans(sorted([near, view_window], key=lambda x: -x.score), "en", lead={0})
+    assert spans[0].sentences[-1] == s[-1]
+    # Far ahead (it holds the question's terms, the view's window none): that window opens.
+    far = _scored(s[:2], 0.10 + VIEW_LEAD_GAP * 1.5)
+    spans = select_spans(sorted([far, view_window], key=lambda x: -x.score), "en", lead={0})
+    assert spans[0].sentences[0] == s[0] and s[-1] not in spans[0].sentences
