@@ -32,7 +32,7 @@ from knowledge.config import Settings
 from knowledge.decode import clean
 from knowledge.errors import IndexMissingError, InputError
 from knowledge.scan import instruction_like
-from knowledge.text import count_tokens, detect_lang
+from knowledge.text import count_tokens, detect_lang, lexical_tokens
 from knowledge.types import Answer, Chunk, Retrieved
 
 _FOLLOW_UP = re.compile(
@@ -99,6 +99,24 @@ def settle_lead(passages: Sequence[Retrieved], scored: Sequence[Any]) -> list[Re
     fused = {e: rrf(i) + (rrf(window_rank[e]) if e in window_rank else 0.0) for i, e in enumerate(order)}
     settled = sorted(range(len(order)), key=lambda i: (-fused[order[i]], i))
     return [r for i in settled for r in passages if (r.chunk.source, r.chunk.title) == order[i]]
+
+
+_NAME_WORD = re.compile(r"\b[A-Z][\w-]*")
+
+
+def names_entry(question: str, title: str) -> bool:
+    """True when ``question`` names the entry ``title`` whole and by a name: every lexical token of
+    the title is one of the question's, and one of them comes from a capitalised word that does not
+    open an English question ("What do you think of Yann LeCun?" names "Yann LeCun"; "What's your
+    view?" does not name "My view"). A Korean question has no capitals but names: every capitalised
+    Latin word in it counts."""
+    wanted = set(lexical_tokens(title))
+    if not wanted or not wanted <= set(lexical_tokens(question)):
+        return False
+    words = _NAME_WORD.findall(question)
+    if detect_lang(question) != "ko" and words and question.lstrip().startswith(words[0]):
+        words = words[1:]
+    return bool(wanted & set(lexical_tokens(" ".join(words))))
 
 
 def speakable(terms: Sequence[str], limit: int = 3) -> tuple[str, ...]:
@@ -273,7 +291,10 @@ class Agent:
             passages, best_views = self.views_first(card.id, standalone, vector, passages, terms_text=lexq)
         scored = self._score(passages, lexq, vector, card.id)
         if understood.kind == "view":
-            settled = settle_lead(passages, scored)
+            # An entry the question names by its title keeps the lead: its windows may never
+            # repeat the name its title gives ("Yann LeCun." heads "His 1989 work ...").
+            named = bool(passages) and names_entry(standalone, passages[0].chunk.title)
+            settled = list(passages) if named else settle_lead(passages, scored)
             moved = settled[0].chunk.id != passages[0].chunk.id
             if moved and settled[0].chunk.lang != understood.lang and understood.lang in idx.langs:
                 # As in views_first, which has looked for the first passage's twin already: the
@@ -358,10 +379,11 @@ class Agent:
         terms_text: str | None = None,
     ) -> tuple[list[Retrieved], dict[tuple[str, str], tuple[int, int]]]:
         """``passages`` (the retriever's ranking) plus the chunks of the ``best`` views (agent.views)
-        matching ``question``, re-ranked by reciprocal-rank fusion (Cormack et al. 2009) of three
+        matching ``question``, re-ranked by reciprocal-rank fusion (Cormack et al. 2009) of four
         lists: the retriever's ranking, the view ranking (a chunk ranks by its best view; each
-        language ranked on its own, interleaved with the question's first), and the chunks whose
-        views hold the question's terms (each vote weighted by that share). When the first is in
+        language ranked on its own, interleaved with the question's first), the chunks whose
+        views hold the question's terms (each vote weighted by that share), and the entries the
+        question names by their whole title (:func:`names_entry`). When the first is in
         another language than the question, its telling in the question's language (``_twin``)
         takes its place. Also returned: the offsets of the best view of each entry among them,
         keyed by ``(source, title)``; the composer prefers those of the leading entries (see
@@ -453,6 +475,11 @@ class Agent:
         )
         for r, j in enumerate(by_terms):
             fused[j] += held[candidates[j].chunk.id] * rrf(r)
+        # A fourth: the entries the question names by their whole title, a name ("What do you think
+        # of Yann LeCun?" -> the entry "Yann LeCun"; "OpenAI's research priorities" -> "OpenAI").
+        named = [j for j in range(len(candidates)) if names_entry(question, candidates[j].chunk.title)]
+        for r, j in enumerate(named):
+            fused[j] += rrf(r)
         reordered = [candidates[j] for j in sorted(fused, key=lambda j: (-fused[j], j))]
         if reordered and reordered[0].chunk.lang != qlang and qlang in idx.langs:
             # The writer told the same story in the asker's language too (Raj's two diaries): that

@@ -127,3 +127,16 @@ def test_settle_lead_keeps_the_view_rankings_lead_on_a_tie_or_without_windows() 
     # A: view rank 0, window rank 1; B: view rank 1, window rank 0 -> the same fused score.
     assert [r.chunk.id for r in settle_lead(passages, [_window(0, 0.01), _window(1, 0.09)])] == ["a1", "b1"]
     assert [r.chunk.id for r in settle_lead(passages, [])] == ["a1", "b1"]
+
+
+def test_an_entry_is_named_by_its_whole_title_as_a_name() -> None:
+    from agent.pipeline import names_entry
+
+    assert names_entry("What do you think of Yann LeCun?", "Yann LeCun")
+    assert names_entry("How would you characterise OpenAI's research priorities?", "OpenAI")
+    assert names_entry("OpenAI의 연구 우선순위를 어떻게 보세요?", "OpenAI")
+    # The title's words as ordinary words, or only part of the title: not named.
+    assert not names_entry("What is your view?", "My view")
+    assert not names_entry("What's your view of the field?", "My view")
+    assert not names_entry("What do you think of Anthropic?", "Anthropic (again)")
+    assert not names_entry("What do you think of Yann?", "Yann LeCun")
