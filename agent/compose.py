@@ -294,9 +294,10 @@ def rerank_views(
 # on from the sentence before ("But ...", "하지만 ..."), or one that opens on a pronoun or
 # demonstrative pointing back ("Their generosity ...", "Some days ...", "그런 ...").
 _LEANS_BACK = re.compile(
-    r"""^\s*(?:["“'‘]|(?:but|and|so|then|however|still|yet|also|that|this|these|those|such|it|its|he|she|his"""
+    r"""^\s*(?:["“'‘]|(?:from|since|after|on|by|until) (?:that|this|then)\b"""
+    r"""|(?:but|and|so|then|however|still|yet|also|that|this|these|those|such|it|its|he|she|his"""
     r"""|her|they|their|them|some|others)\b|(?:하지만|그런데|그래서|그리고|그러나|그러자|그래도|그때|그는|그녀|그들"""
-    r"""|그것|이것|이런|그런)(?![가-힣]))""",
+    r"""|그것|이것|이런|그런)(?![가-힣])|그날|그\s*후|그\s*뒤|그때부터|이후)""",
     re.IGNORECASE,
 )
 
@@ -336,7 +337,8 @@ def select_spans(
     question's terms and no chosen view, unless the span's first sentence leans back on them
     (:func:`stands_alone`: speech, "But ...", "Their ..."); and the best window of each further
     passage scoring within ``MARGIN`` of the top, in the same language and sharing a term with the
-    question. In the order they were chosen (best first).
+    question. In the order they were chosen (best first). A span whose first sentence leans on the
+    one before (:func:`stands_alone`) opens one sentence earlier.
 
     ``lead``: the passages (the chunks of one entry) whose best window opens the answer, whatever
     other windows score (a view question: the entry the view ranking and the retriever agree on,
@@ -417,6 +419,9 @@ def select_spans(
     out = []
     for p in order:
         sents = chosen[p]
+        before = [s for s in all_sents[p] if s.start < sents[0].start][-1:]
+        if before and not stands_alone(sents[0]):
+            sents = before + sents  # "From that day on, I began ..." says why only with the sentence before
         if follow > 0:
             sents = sents + [s for s in all_sents[p] if s.start > sents[-1].start][:follow]
         after = [s for s in all_sents[p] if s.start > sents[-1].start][:1]

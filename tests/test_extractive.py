@@ -346,3 +346,18 @@ def test_the_lead_opens_on_its_chosen_view_unless_another_of_its_windows_is_far_
     far = _scored(s[:2], 0.10 + VIEW_LEAD_GAP * 1.5)
     spans = select_spans(sorted([far, view_window], key=lambda x: -x.score), "en", lead={0})
     assert spans[0].sentences[0] == s[0] and s[-1] not in spans[0].sentences
+
+
+def test_a_span_opening_on_a_sentence_that_leans_back_opens_one_sentence_earlier() -> None:
+    from agent.compose import select_spans, stands_alone
+
+    text = (
+        'Six months ago, I built a tool. Raj realized: "We have no idea what is happening." '
+        "From that day on, I began focusing on interpretability research. Later I wrote a paper."
+    )
+    s = _sentences(_chunk("a", text), 0)
+    assert not stands_alone(s[2]) and stands_alone(s[0]) and stands_alone(s[3])
+    spans = select_spans([_scored(s[2:3], 0.2), _scored(s[0:2], 0.01)], "en")
+    assert spans[0].sentences[0] == s[1] and spans[0].sentences[-1] == s[2]
+    # Korean: "그날부터 ..." (from that day) leans back too.
+    assert not stands_alone(Sentence("그날부터 interpretability 연구에 집중하기 시작했다.", 0, 10, 0, "ko", 0))
