@@ -361,3 +361,23 @@ def test_a_span_opening_on_a_sentence_that_leans_back_opens_one_sentence_earlier
     assert spans[0].sentences[0] == s[1] and spans[0].sentences[-1] == s[2]
     # Korean: "그날부터 ..." (from that day) leans back too.
     assert not stands_alone(Sentence("그날부터 interpretability 연구에 집중하기 시작했다.", 0, 10, 0, "ko", 0))
+
+
+def test_a_view_answer_whose_lead_states_no_view_goes_on_to_what_came_of_the_story() -> None:
+    story = (
+        "Last year, I wrote a paper on emergent capabilities. One reviewer strongly objected. "
+        "I wrote a rebuttal. After three review rounds, the reviewer finally changed their position."
+    )
+    lead, other = _chunk("a", story), _chunk("b", OTHER, 900, "Scaling")
+    s, o = _sentences(lead, 0), _sentences(other, 1)
+    scored = [
+        _scored(s[:2], 0.20),
+        _scored(s[2:4], 0.01),
+        Scored(Window(tuple(o[1:2])), 0.05, 0.8, 0.05, 0.5, view=True),
+    ]
+    said = _answer(scored, [lead, other], kind="view").citations[0].quote
+    assert said.startswith("Last year") and said.endswith("changed their position.")
+    # The lead holding a chosen view states it: no story after it.
+    scored[0] = Scored(scored[0].window, 0.20, 0.8, 0.05, 0.5, view=True)
+    said = _answer(scored, [lead, other], kind="view").citations[0].quote
+    assert said.endswith("strongly objected.")

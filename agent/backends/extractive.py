@@ -105,7 +105,11 @@ class ExtractiveBackend:
             entry = (first.source, first.title)
             lead = {i for i, r in enumerate(request.passages) if (r.chunk.source, r.chunk.title) == entry}
         # A question about an event names its setup; what came of it follows (compose.FOLLOW).
-        follow = 0 if kind == "view" else FOLLOW
+        # A view answer whose lead entry states no view outright tells it through a story: what
+        # came of it follows, as for an event ("One reviewer objected ... I wrote a rebuttal." ->
+        # "After three review rounds, the reviewer finally changed their position.").
+        untold = lead is not None and not any(x.view and x.window.passage in lead for x in scored)
+        follow = 0 if kind == "view" and not untold else FOLLOW
         told_once = request.context.get("told_once", ())
         spans: list[Span] = select_spans(
             scored, request.lang, self._max_passages(), lead=lead, follow=follow, told_once=told_once
