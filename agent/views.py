@@ -10,7 +10,9 @@ verb ("I believe", "I am skeptical", "My view"), a realisation the diaries repor
 "That day, I learned:"), a normative or evaluative predicate ("is essential", "is not the answer",
 "matters", "is insufficient"), or their Korean counterparts (깨달았다, 생각했다, 문제야, 역할이야,
 ~일 수도 있다, 회의적). The cue lists follow the stance-marker inventory of Biber & Finegan
-("Styles of stance in English", *Text* 9, 1989): epistemic, attitudinal and modal markers.
+("Styles of stance in English", *Text* 9, 1989): epistemic, attitudinal and modal markers, with
+Hyland's hedges and attitude markers ("Metadiscourse", 2005). A line of speech is a view only when
+the writer says it (:func:`speaker_is_other`): the reviewer's "This is just scaling." is not.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agent.compose import speech_whole
-from knowledge.text import detect_lang, split_sentences
+from knowledge.text import detect_lang, korean_morphemes, split_sentences
 from knowledge.types import Chunk
 
 _EN_CUES = re.compile(
@@ -72,6 +74,33 @@ class View:
     when: str = ""
 
 
+_OTHER_EN = re.compile(
+    r"^\s*(?:(?:at|in|on|after|then|later|finally)\b[^,]*,\s*)?(?:one|a|an|the|someone|somebody|another|his|her|their"
+    r"|he|she|they|everyone)\b",
+    re.IGNORECASE,
+)
+_FIRST_EN = re.compile(r"\b(?:I|me|my|we|us|our)\b")
+_QUOTE_MARKS = '"“'
+
+
+def speaker_is_other(lead_in: str) -> bool:
+    """True when ``lead_in`` (the words that introduce a line of speech: the sentence's own words
+    before the quote, or the sentence before) gives it to someone other than the writer: an English
+    subject that is not the writer ("One reviewer strongly objected.", "A colleague asked,") with no
+    first person in it; a Korean subject that is a common noun ("리뷰어 중 한 명이", "팀장이"),
+    not a pronoun (나는) nor a name (Raj는). A subject left out (Korean "팀 미팅에서 말했다.") or
+    no lead-in at all is the writer's."""
+    if not lead_in.strip():
+        return False
+    if detect_lang(lead_in) == "ko":
+        morphs = korean_morphemes(lead_in)
+        for i, (_form, tag) in enumerate(morphs):
+            if tag in ("JKS", "JX") and i > 0:
+                return morphs[i - 1][1] in ("NNG", "NNB")
+        return False
+    return bool(_OTHER_EN.match(lead_in)) and not _FIRST_EN.search(lead_in)
+
+
 def states_view(sentence: str) -> bool:
     """True when ``sentence`` carries a stance cue (see the module docstring)."""
     if detect_lang(sentence) == "ko":
@@ -92,10 +121,24 @@ def build_inventory(chunks: Sequence[Chunk]) -> list[View]:
         if key not in entry_date:
             m = _DATE.search(c.text)
             entry_date[key] = m.group(0) if m else ""
+        previous = ""
         for s, e in speech_whole(c.text, split_sentences(c.text, c.start), c.start):
-            text = c.text[s - c.start : e - c.start]
+            text, before = c.text[s - c.start : e - c.start], previous
+            previous = text
             if len(text) < 12 or text.startswith("#") or not states_view(text):
                 continue
+            # Speech is the writer's view only when the writer says it: the reviewer's "This is just
+            # scaling. It's not emergent." is what the writer argued against.
+            quote_at = min((i for i in (text.find(q) for q in _QUOTE_MARKS) if i >= 0), default=-1)
+            if quote_at >= 0:
+                # Words before the quote introduce speech only when they hand over to it ('A
+                # colleague asked, "..."'); else the quote marks a phrase ('The narrative is not
+                # "neural is better than statistical"'). A line that opens on speech is introduced
+                # by the sentence before, unless that is speech too.
+                own = text[:quote_at].rstrip()
+                lead_in = (own if own.endswith((",", ":")) else "") if own else before
+                if lead_in[:1] not in _QUOTE_MARKS and speaker_is_other(lead_in):
+                    continue
             out.append(
                 View(
                     persona=c.persona,

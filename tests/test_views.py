@@ -140,3 +140,26 @@ def test_an_entry_is_named_by_its_whole_title_as_a_name() -> None:
     assert not names_entry("What's your view of the field?", "My view")
     assert not names_entry("What do you think of Anthropic?", "Anthropic (again)")
     assert not names_entry("What do you think of Yann?", "Yann LeCun")
+
+
+def test_speech_is_a_view_only_when_the_writer_says_it() -> None:
+    from agent.views import speaker_is_other
+
+    assert speaker_is_other("One reviewer strongly objected.")
+    assert speaker_is_other("A colleague asked,")
+    assert speaker_is_other("리뷰어 중 한 명이 강하게 반대했다.")
+    assert not speaker_is_other("At the team meeting, I said,")
+    assert not speaker_is_other("Raj wrote in his notes:")
+    assert not speaker_is_other("나는 솔직히 답했다.")
+    assert not speaker_is_other("하지만 Raj는 깨달았다.")
+    assert not speaker_is_other("팀 미팅에서 말했다.")  # the subject left out is the writer
+    text = (
+        'Last year, I wrote a paper. One reviewer strongly objected. "This is just scaling. It\'s not emergent." '
+        'At the team meeting, I said, "Scaling might not be the answer." '
+        'The narrative is not "neural is better than statistical".'
+    )
+    views = [v.text for v in build_inventory([_chunk(text)])]
+    assert views == [
+        'At the team meeting, I said, "Scaling might not be the answer."',
+        'The narrative is not "neural is better than statistical".',
+    ]
