@@ -30,7 +30,7 @@ _EN_CUES = re.compile(
     r"|learnt|learned|realized|realised|now feel|feel|would like you to know|hope|want)"
     r"|(?:my|our) (?:view|claim|position|belief|lesson|point)|here is my view|the claim is|the point is"
     r"|(?:realized|realised|learned|learnt|wrote|thought|notes)\s*:|that's why|that's the|is the (?:right|essential)"
-    r"|might not be|may not be|is not|are not|isn't|do not|does not|cannot|won't|not \w+ but"
+    r"|might not be|may not be|is not (?:the|a|just)|are not|isn't|do not|does not|cannot|won't|not \w+ but"
     r"|is essential|is rare|is singular|is central|(?:is|are) insufficient|matters|make(?:s)? all the difference"
     r"|is (?:needed|necessary|important|key|crucial|useful|the answer|part of)|(?:more|less) (?:interesting|"
     r"important|hyped)|the most interesting|the next frontier|I(?:'m| am) approaching|should|must|need to"
@@ -132,8 +132,8 @@ def build_inventory(chunks: Sequence[Chunk]) -> list[View]:
             quote_at = min((i for i in (text.find(q) for q in _QUOTE_MARKS) if i >= 0), default=-1)
             if quote_at >= 0:
                 # Words before the quote introduce speech only when they hand over to it ('A
-                # colleague asked, "..."'); else the quote marks a phrase ('The narrative is not
-                # "neural is better than statistical"'). A line that opens on speech is introduced
+                # colleague asked, "..."'); else the quote marks a phrase ('The field is not just
+                # "scaling".'). A line that opens on speech is introduced
                 # by the sentence before, unless that is speech too.
                 own = text[:quote_at].rstrip()
                 lead_in = (own if own.endswith((",", ":")) else "") if own else before

@@ -44,8 +44,6 @@ def test_hedges_attitude_and_evaluative_superlatives_state_a_view() -> None:
     assert states_view("LLMs will likely remain useful as components.")
     assert states_view("I would get frustrated with methods that ran expensive updates for marginal gains.")
     assert states_view("You're missing out on some of the clearest explanations available anywhere.")
-    # "is not" as "isn't": a corrective claim is a stance.
-    assert states_view('The narrative is not "neural is better than statistical".')
     # A bare "I don't know" states no position on anything in particular.
     assert not states_view("Honestly... I don't know.")
     assert not states_view("I watched the series on neural networks last spring.")
@@ -156,10 +154,10 @@ def test_speech_is_a_view_only_when_the_writer_says_it() -> None:
     text = (
         'Last year, I wrote a paper. One reviewer strongly objected. "This is just scaling. It\'s not emergent." '
         'At the team meeting, I said, "Scaling might not be the answer." '
-        'The narrative is not "neural is better than statistical".'
+        'The field is not just "scaling".'
     )
     views = [v.text for v in build_inventory([_chunk(text)])]
     assert views == [
         'At the team meeting, I said, "Scaling might not be the answer."',
-        'The narrative is not "neural is better than statistical".',
+        'The field is not just "scaling".',
     ]
