@@ -89,7 +89,8 @@ STOPWORDS = frozenset(
 KO_STOPWORDS = frozenset(
     """어떻게 무엇 무엇을 무엇이 뭐 뭘 뭐가 왜 언제 어디 어디서 누가 누구 어떤 있나요 했나요 하나요 인가요 건가요
     생각 생각하세요 생각하나요 말해 말해줘 말해주세요 알려줘 알려주세요 대해 대해서 관해 관해서 당신 당신은 당신의
-    그리고 그런데 그래서 정말 있어요 있었나요 했어요 되나요 봤나요 느꼈나요 배웠나요 깨달았나요""".split()
+    그리고 그런데 그래서 정말 있어요 있었나요 했어요 되나요 봤나요 느꼈나요 배웠나요 깨달았나요
+    대하 관하""".split()  # the stems Kiwi gives "대해", "관해서" (about): 대하/VV + 어
 )
 # Kiwi part-of-speech tags (Sejong tag set as Kiwi uses it) whose morphemes carry content: nouns,
 # numerals, verb and adjective stems, roots, and foreign words / numbers / hanja written in a

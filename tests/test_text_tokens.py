@@ -74,3 +74,10 @@ def test_latin_tokens_share_with_an_english_question_what_kiwi_tokens_share() ->
     assert len(with_latin) >= 5, "the probe needs Korean sentences with Latin words"
     for s in sentences:
         assert set(latin_tokens(s)) & english == set(lexical_tokens(s)) & english, s
+
+
+def test_korean_about_is_no_search_term() -> None:
+    # "에 대해" (about) frames a question; Kiwi gives its stem 대하, which matched any entry that
+    # says "alignment에 대해" to "언러닝에 대해 어떻게 생각하세요?".
+    assert lexical_tokens("언러닝(unlearning)에 대해 어떻게 생각하세요?") == ["언러닝", "unlearn"]
+    assert "관하" not in lexical_tokens("alignment에 관해서 밤새 논쟁했다")
