@@ -91,7 +91,11 @@ def cohort_margin(own_best: dict[str, float], cohort_best: dict[str, float]) -> 
     """How much better this persona's writings match the question than the other personas' do:
     for each chunk language both sides have, this persona's best cosine less the best cosine of
     any other persona's chunk in that language; the largest of these (cosine units, about
-    -0.1..0.1 with the bundled embedder). 0.0 when no other persona shares a language.
+    -0.1..0.1 with the bundled embedder). A language of this persona's that no other persona
+    writes in counts 0.0: no cohort there, no evidence either way (Raj is the only persona with
+    Korean chunks in a default install, and a Korean question to him was weighed against his
+    English chunks alone; the eval harness's Korean user persona gave him a Korean cohort, so the
+    harness measured another rule than users met). 0.0 when there are no other personas.
 
     Cohort normalisation, as in speaker verification's cohort/T-norm scoring (Auckenthaler et al.
     2000, "Score normalization for text-independent speaker verification systems"): a raw cosine
@@ -100,7 +104,9 @@ def cohort_margin(own_best: dict[str, float], cohort_best: dict[str, float]) -> 
     subject. Comparing within one chunk language keeps the embedder's same-language preference
     out of it: an English question to Korean notes is weighed against other Korean chunks.
     ``own_best`` / ``cohort_best``: {lang: best cosine}, as ``HybridRetriever.best_cosines``."""
-    margins = [own_best[lang] - cohort_best[lang] for lang in own_best if lang in cohort_best]
+    if not cohort_best:
+        return 0.0
+    margins = [own_best[lang] - cohort_best[lang] if lang in cohort_best else 0.0 for lang in own_best]
     return max(margins) if margins else 0.0
 
 

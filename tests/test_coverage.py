@@ -22,6 +22,10 @@ def test_cohort_margin_compares_within_one_chunk_language() -> None:
     # A bilingual persona keeps its better language.
     assert cohort_margin({"en": 0.85, "ko": 0.88}, {"en": 0.87, "ko": 0.86}) == pytest.approx(0.02)
     assert cohort_margin({}, {}) == 0.0
+    # A language only this persona writes in (Raj's Korean in a default install): no cohort there,
+    # so it counts 0.0, not as though only its other language had been asked.
+    assert cohort_margin({"en": 0.81, "ko": 0.85}, {"en": 0.83}) == 0.0
+    assert cohort_margin({"en": 0.85, "ko": 0.80}, {"en": 0.83}) == pytest.approx(0.02)
 
 
 def test_features_carry_the_cohort_margin_with_or_without_passages() -> None:
