@@ -97,11 +97,12 @@ def test_cohort_of_a_persona_excludes_it_and_covers_the_others(agent: Any) -> No
 def test_an_unaddressed_name_with_a_korean_particle_leaves_no_stray_word() -> None:
     """In "RLHF로" the name's token is set aside, not its text, so the particle "로" is not read as a
     word the writings lack."""
-    vocab = {"모델", "대하"}
+    vocab = {"모델"}
     q = "RLHF로 모델을 정렬하는 것에 대해 어떻게 생각하세요?"
-    cov = assess(q, _scored(0.86, 0.04, 0.4), "모델 대해", "ko", ("ko",), vocabulary=vocab)
+    cov = assess(q, _scored(0.86, 0.04, 0.4), "모델", "ko", ("ko",), vocabulary=vocab)
     assert cov.unaddressed == ("RLHF",)
-    assert cov.features["unknown_share"] == pytest.approx(1 / 3)  # 정렬 of 모델, 정렬, 대하
+    # 정렬 of 모델, 정렬 ("에 대해" frames the question: no term); "로" read as a word would make 2/3.
+    assert cov.features["unknown_share"] == pytest.approx(1 / 2)
 
 
 def test_a_korean_view_question_is_not_refused_for_words_the_writer_may_have_put_in_english() -> None:
