@@ -7,7 +7,7 @@ import re
 import threading
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from agent.backends import AnswerRequest, get_backend, resolve_name
@@ -111,12 +111,18 @@ def names_entry(question: str, title: str) -> bool:
     view?" does not name "My view"). A Korean question has no capitals but names: every capitalised
     Latin word in it counts."""
     wanted = set(lexical_tokens(title))
-    if not wanted or not wanted <= set(lexical_tokens(question)):
-        return False
+    terms, names = _question_names(question)
+    return bool(wanted) and wanted <= terms and bool(wanted & names)
+
+
+@lru_cache(maxsize=256)
+def _question_names(question: str) -> tuple[frozenset[str], frozenset[str]]:
+    """``(all lexical tokens, tokens of its names)`` of ``question`` for :func:`names_entry`, which
+    views_first asks once per candidate passage of one question: tokenised once."""
     words = _NAME_WORD.findall(question)
     if detect_lang(question) != "ko" and words and question.lstrip().startswith(words[0]):
         words = words[1:]
-    return bool(wanted & set(lexical_tokens(" ".join(words))))
+    return frozenset(lexical_tokens(question)), frozenset(lexical_tokens(" ".join(words)))
 
 
 def speakable(terms: Sequence[str], limit: int = 3) -> tuple[str, ...]:
