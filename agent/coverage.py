@@ -92,10 +92,10 @@ def cohort_margin(own_best: dict[str, float], cohort_best: dict[str, float]) -> 
     for each chunk language both sides have, this persona's best cosine less the best cosine of
     any other persona's chunk in that language; the largest of these (cosine units, about
     -0.1..0.1 with the bundled embedder). A language of this persona's that no other persona
-    writes in counts 0.0: no cohort there, no evidence either way (Raj is the only persona with
-    Korean chunks in a default install, and a Korean question to him was weighed against his
-    English chunks alone; the eval harness's Korean user persona gave him a Korean cohort, so the
-    harness measured another rule than users met). 0.0 when there are no other personas.
+    writes in counts 0.0: no cohort there, no evidence either way (Raj is the only bundled persona
+    with Korean chunks, and a Korean question to him was weighed against his English chunks
+    alone). 0.0 when there are no other personas. The cohort is the bundled personas
+    (``Agent.cohort_best``), so user notes never move another persona's margin.
 
     Cohort normalisation, as in speaker verification's cohort/T-norm scoring (Auckenthaler et al.
     2000, "Score normalization for text-independent speaker verification systems"): a raw cosine

@@ -354,15 +354,28 @@ class Agent:
         return bridge(question, idx.langs, lambda t: t in idx.lexical.term_id, targets, self.sentences.embed)
 
     def cohort_best(self, persona: str, vector: Sequence[float]) -> dict[str, float]:
-        """Per chunk language, the highest cosine between ``vector`` and any *other* indexed
-        persona's chunks ({"en": 0.87, "ko": 0.85}; empty when no other persona is indexed): the
-        cohort the coverage rule compares this persona's best passage against (agent.coverage)."""
+        """Per chunk language, the highest cosine between ``vector`` and the cohort's chunks
+        ({"en": 0.87, "ko": 0.85}; empty when there is no cohort): what the coverage rule compares
+        this persona's best passage against (agent.coverage).
+
+        The cohort is fixed: the *bundled* personas other than this one that are indexed, as a
+        fixed impostor cohort in speaker verification's T-norm (Auckenthaler et al. 2000). So a
+        persona's answers do not change when a user adds or removes notes of their own (a Korean
+        user persona gave Raj a Korean cohort, and his Korean questions were answered or refused
+        by another rule), and the eval harness, which indexes its own user personas, measures the
+        rule a default install runs. Only when no bundled persona other than this one is indexed
+        (a home with the user's own writings alone) are the other indexed personas the cohort."""
+        others = [c for c in list_personas(self.settings) if c.id != persona]
+        best = self._best_of([c.id for c in others if c.bundled], vector)
+        return best if best else self._best_of([c.id for c in others if not c.bundled], vector)
+
+    def _best_of(self, personas: Sequence[str], vector: Sequence[float]) -> dict[str, float]:
+        """Per chunk language, the highest cosine between ``vector`` and any chunk of ``personas``
+        (those not ingested yet are skipped); {} when none is indexed."""
         best: dict[str, float] = {}
-        for other in list_personas(self.settings):
-            if other.id == persona:
-                continue
+        for other in personas:
             try:
-                sims = self.retriever.best_cosines(other.id, vector)
+                sims = self.retriever.best_cosines(other, vector)
             except IndexMissingError:  # a persona with a card but nothing ingested yet
                 continue
             for lang, sim in sims.items():

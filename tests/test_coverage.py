@@ -94,6 +94,38 @@ def test_cohort_of_a_persona_excludes_it_and_covers_the_others(agent: Any) -> No
     assert cohort_margin(raj, agent.cohort_best("raj", vector)) > 0
 
 
+def test_the_cohort_is_the_bundled_personas_so_user_notes_do_not_change_other_answers(
+    agent: Any, tmp_path: Path
+) -> None:
+    """A user persona's notes never join another persona's cohort while a bundled persona other
+    than the asked one is indexed (the answers of Raj must not depend on what a user added); with
+    no bundled persona indexed, the user's other personas are the cohort."""
+    from agent.personas import get_persona
+    from knowledge.ingest import ingest
+    from tests.notes_helpers import fresh_agent, ingest_folder
+
+    solo = fresh_agent(agent, tmp_path / "solo")
+    notes = {"me": "# 토크나이저\n\n형태소 분석이 먼저다.\n", "you": "# 세미나\n\n슬라이드는 열 장이면 충분하다.\n"}
+    for pid, text in notes.items():
+        folder = tmp_path / pid
+        folder.mkdir()
+        (folder / "notes.md").write_text(text, encoding="utf-8")
+        ingest_folder(solo, folder, pid)
+    vector = solo.embedder.embed_query("슬라이드는 몇 장이 좋아요?")
+    assert solo.cohort_best("me", vector) == solo.retriever.best_cosines("you", vector)  # no bundled one
+
+    intern = get_persona("intern", solo.settings)
+    chunk_tokens = solo.settings.chunk_tokens
+    ingest(solo.store, "intern", intern.source_paths(), root=intern.sources_dir, chunk_tokens=chunk_tokens)
+    cohort = solo.cohort_best("me", vector)
+    assert cohort == solo.retriever.best_cosines("intern", vector)
+    assert set(cohort) == {"en"}  # the Korean notes of "you" are not in it
+    # For the intern no other bundled persona is indexed: the user's personas are its cohort.
+    both = [solo.retriever.best_cosines(pid, vector)["ko"] for pid in ("me", "you")]
+    assert solo.cohort_best("intern", vector) == {"ko": max(both)}
+    assert solo.cohort_best("you", vector) == cohort
+
+
 def test_an_unaddressed_name_with_a_korean_particle_leaves_no_stray_word() -> None:
     """In "RLHF로" the name's token is set aside, not its text, so the particle "로" is not read as a
     word the writings lack."""
