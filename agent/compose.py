@@ -22,6 +22,7 @@ class Sentence:
     passage: int  # index into the retrieved passages
     lang: str
     position: int  # order within the passage
+    block: int = 0  # the run of prose it belongs to; a label line between two starts a new one
 
 
 @dataclass(frozen=True)
@@ -80,17 +81,50 @@ def speech_whole(text: str, spans: Sequence[tuple[int, int]], offset: int = 0) -
     return out
 
 
+_TERMINAL = re.compile(r"[.!?…:;,\"”’')\]다요까죠]\s*$")
+_LIST_ITEM = re.compile(r"(?:[-*•]|\d+[.)])\s")
+LABEL_WORDS = 6  # longest label line, in words ("First favourites in research****", "Where")
+
+
+def label_line(text: str, s: int, e: int, offset: int = 0) -> bool:
+    """True when ``text[s - offset : e - offset]`` is a label, not prose: a whole line of at most
+    ``LABEL_WORDS`` words with no sentence-final punctuation, followed by a line of prose that does
+    not continue it (it opens on neither a lower-case letter nor a formula) nor is a list item — a
+    section heading
+    (an essay's "The Dream: Contributing to the Field"), a page's tag line ("careerllmaimachine
+    learningresearch"). A line that introduces a list ("Where" before "- Massively parallel
+    training: ...") is none: the list is what it heads; nor are lines of notes written without
+    full stops, one after another."""
+    a, b = s - offset, e - offset
+    if (a > 0 and text[a - 1] != "\n") or (b < len(text) and text[b] != "\n"):
+        return False
+    line = text[a:b]
+    if _TERMINAL.search(line) or len(line.split()) > LABEL_WORDS:
+        return False
+    rest = text[b:].lstrip()
+    following = rest.split("\n", 1)[0].rstrip()
+    if not following or following[0].islower() or following[0] == "$" or _LIST_ITEM.match(following):
+        return False  # it runs on, or it introduces the list after it ("Where" -> "- Massively ...")
+    return bool(_TERMINAL.search(following))
+
+
 def candidate_sentences(passages: Sequence[Retrieved], min_chars: int = 12) -> list[Sentence]:
     """The sentences of ``passages`` (quoted speech kept whole), with file offsets; headings and
-    fragments shorter than ``min_chars`` are left out."""
+    fragments shorter than ``min_chars`` are left out, and a label line (:func:`label_line`)
+    both is left out and ends a block: a window never runs across it, so a quote neither opens on
+    a page's tag line nor runs on into the next section."""
     out: list[Sentence] = []
     for p, r in enumerate(passages):
         c = r.chunk
+        block = 0
         for pos, (s, e) in enumerate(speech_whole(c.text, split_sentences(c.text, c.start), c.start)):
             text = c.text[s - c.start : e - c.start]
+            if label_line(c.text, s, e, c.start):
+                block += 1
+                continue
             if len(text) < min_chars or text.startswith("#"):
                 continue
-            out.append(Sentence(text=text, start=s, end=e, passage=p, lang=detect_lang(text), position=pos))
+            out.append(Sentence(text, s, e, p, detect_lang(text), pos, block))
     return out
 
 
@@ -114,11 +148,11 @@ class Window:
 
 
 def windows(sentences: Sequence[Sentence], sizes: Sequence[int] = (2, 3, 4)) -> list[Window]:
-    """Every run of each of ``sizes`` consecutive sentences within one passage (shorter at a
-    passage's end), each run once."""
-    by_passage: dict[int, list[Sentence]] = {}
+    """Every run of each of ``sizes`` consecutive sentences within one block of one passage
+    (shorter at a block's end), each run once."""
+    by_passage: dict[tuple[int, int], list[Sentence]] = {}
     for s in sentences:
-        by_passage.setdefault(s.passage, []).append(s)
+        by_passage.setdefault((s.passage, s.block), []).append(s)
     out: list[Window] = []
     seen: set[tuple[Sentence, ...]] = set()
     for sents in by_passage.values():
@@ -396,6 +430,8 @@ def select_spans(
             continue
         if w.passage in chosen:
             have = chosen[w.passage]
+            if w.sentences[0].block != have[0].block:
+                continue  # a label line (another section) lies between them
             lo = min(have[0].start, w.sentences[0].start)
             hi = max(have[-1].start, w.sentences[-1].start)
             joined = [s for s in all_sents[w.passage] if lo <= s.start <= hi]
@@ -419,12 +455,13 @@ def select_spans(
     out = []
     for p in order:
         sents = chosen[p]
-        before = [s for s in all_sents[p] if s.start < sents[0].start][-1:]
+        block = [s for s in all_sents[p] if s.block == sents[0].block]  # never across a label line
+        before = [s for s in block if s.start < sents[0].start][-1:]
         if before and not stands_alone(sents[0]):
             sents = before + sents  # "From that day on, I began ..." says why only with the sentence before
         if follow > 0:
-            sents = sents + [s for s in all_sents[p] if s.start > sents[-1].start][:follow]
-        after = [s for s in all_sents[p] if s.start > sents[-1].start][:1]
+            sents = sents + [s for s in block if s.start > sents[-1].start][:follow]
+        after = [s for s in block if s.start > sents[-1].start][:1]
         if after and introduces_speech(sents[-1].text) and after[0].text.lstrip().startswith(_OPEN_QUOTES):
             sents = sents + after  # "Raj는 솔직히 답했다." goes on with what he answered
         elif after and sents[-1].text.rstrip().endswith(":"):

@@ -381,3 +381,35 @@ def test_a_view_answer_whose_lead_states_no_view_goes_on_to_what_came_of_the_sto
     scored[0] = Scored(scored[0].window, 0.20, 0.8, 0.05, 0.5, view=True)
     said = _answer(scored, [lead, other], kind="view").citations[0].quote
     assert said.endswith("strongly objected.")
+
+
+def test_a_label_line_is_never_quoted_nor_crossed_by_a_span() -> None:
+    """A page's tag line and a section heading are labels: no candidate sentence, and no window or
+    span runs across one (the quote would open on "careerllmaimachine learningresearch", or run on
+    into the next section)."""
+    from agent.compose import candidate_sentences, label_line, select_spans, windows
+
+    text = (
+        "Covering the journey from curiosity to understanding.\n\ncareerllmaimachine learningresearch\n\n"
+        "My journey started on YouTube. I watched every video twice.\nThe Dream: Contributing\n"
+        "I hope to contribute one day.\nWhere\n- Massively parallel training: all tokens interact at once.\n"
+    )
+    chunk = _chunk("a", text)
+    sents = candidate_sentences([Retrieved(chunk, 1.0)])
+    assert [s.text for s in sents] == [
+        "Covering the journey from curiosity to understanding.",
+        "My journey started on YouTube.",
+        "I watched every video twice.",
+        "I hope to contribute one day.",
+        "- Massively parallel training: all tokens interact at once.",
+    ]
+    # "Where" introduces the list after it: no label, so the last two lines make one block.
+    assert [s.block for s in sents] == [0, 1, 1, 2, 2]
+    assert all(len({s.block for s in w.sentences}) == 1 for w in windows(sents))
+    # The best window is the YouTube one; nothing before the tag line nor after the heading joins it.
+    scored = [_scored(list(w.sentences), 0.9 if "YouTube" in w.text else 0.5) for w in windows(sents)]
+    (span,) = select_spans(scored, "en", follow=3)
+    assert text[span.start : span.end] == "My journey started on YouTube. I watched every video twice."
+    # Notes written without full stops, line after line, are prose, not labels.
+    notes = "- tried lr 3e-4\n- loss went down\n"
+    assert not any(label_line(notes, s, e) for s, e in split_sentences(notes))
