@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -196,6 +197,14 @@ def assess(
     return Coverage(relevant, p, feats, kind=q.kind, unaddressed=q.unaddressed)
 
 
+def name_list(names: Sequence[str], lang: str) -> str:
+    """Names as a refusal says them: "A", "A or B", "A, B or C" in English; "A, B" in Korean
+    (whose "or", 이나/나, would depend on the last syllable)."""
+    if lang == "ko" or len(names) < 2:
+        return ", ".join(names)
+    return f"{', '.join(names[:-1])} or {names[-1]}"
+
+
 def abstain_text(lang: str, topics: list[str], unknown: tuple[str, ...], kind: str = "fact") -> str:
     """An in-character refusal in the asker's language (``lang``) that names what the writer did
     write about (``topics``, at most three), and the ``unknown`` terms of a premise it will not
@@ -212,6 +221,7 @@ def abstain_text(lang: str, topics: list[str], unknown: tuple[str, ...], kind: s
         else:
             head = "그 이야기는 제가 쓴 적이 없어서 말씀드릴 수 없어요."
         return head + (f" 제가 쓴 것 중 가장 가까운 주제는 {listed}입니다." if listed else "")
+    names = name_list(unknown, "en")
     if unknown and kind == "outside":
         head = f"I haven't written about {names}, so that's outside what I can speak to."
     elif unknown:

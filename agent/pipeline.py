@@ -130,7 +130,14 @@ def speakable(terms: Sequence[str], limit: int = 3) -> tuple[str, ...]:
 
     Repeating an arbitrary string from the question would let anyone make the persona say it.
     """
-    ok = [t for t in terms if len(t) <= 30 and all(_NAME_PART.fullmatch(p) for p in re.split(r"[-']", t) if p)]
+    ok = [
+        t
+        for t in terms
+        if len(t) <= 30
+        and all(_NAME_PART.fullmatch(p) for p in re.split(r"[-' ]", t) if p)
+        # Words joined by spaces only as a name ("Google Brain"), not a phrase ("blood pressure").
+        and (" " not in t or all(w[:1].isupper() or w[:1].isdigit() for w in t.split()))
+    ]
     return tuple(ok[:limit])
 
 

@@ -197,9 +197,11 @@ def foreign_names(question: str, corpus_lower: str | Writings) -> tuple[str, ...
     A sentence-initial capital is grammar in English: only all-caps words, CamelCase words and
     words with digits count there. Korean has no capitals: any capitalised Latin word in a Korean
     question is a name ("DeepMind에서 일하셨을 때"). A plural or possessive of a known name
-    ("NaNs") is not new.
+    ("NaNs") is not new. Such words next to each other make one name, new when any of its words
+    is ("Google DeepMind", "2022 FIFA World Cup"), so a refusal names "Google Brain", not
+    "Google, Brain".
     """
-    found: list[str] = []
+    runs: list[list[int]] = []  # [start, end, new?] of each name
     korean = has_hangul(question)
     for m in _PROPER.finditer(question):
         term = m.group(0)
@@ -208,9 +210,12 @@ def foreign_names(question: str, corpus_lower: str | Writings) -> tuple[str, ...
         if not korean and (m.start() == 0 or question[: m.start()].rstrip().endswith((".", "?", "!", '"', ":"))):
             if not _portable(term):
                 continue
-        if not _known(term, corpus_lower):
-            found.append(term)
-    return tuple(dict.fromkeys(found))
+        new = int(not _known(term, corpus_lower))
+        if runs and not question[runs[-1][1] : m.start()].strip(" ") and runs[-1][1] < m.start():
+            runs[-1][1:] = [m.end(), runs[-1][2] | new]  # only spaces between: one name
+        else:
+            runs.append([m.start(), m.end(), new])
+    return tuple(dict.fromkeys(re.sub(r"'s$", "", question[a:b]) for a, b, new in runs if new))
 
 
 def foreign_possessions(question: str, corpus_lower: str | Writings) -> tuple[str, ...]:

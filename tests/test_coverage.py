@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from agent.compose import Scored
-from agent.coverage import FEATURES, _calibration, assess, cohort_margin, features, speaks_to
+from agent.coverage import FEATURES, _calibration, abstain_text, assess, cohort_margin, features, name_list, speaks_to
 
 DATASETS = Path(__file__).resolve().parents[1] / "evals" / "datasets"
 
@@ -171,3 +171,11 @@ def test_the_abstention_fit_returns_raw_feature_weights_of_a_balanced_l2_logisti
     model.fit(scaler.transform(x), y)
     assert np.allclose(p, model.predict_proba(scaler.transform(x))[:, 1], atol=1e-9)
     assert ((p >= 0.5) == (y == 1)).mean() >= 0.95
+
+
+def test_a_refusal_lists_the_names_it_will_not_confirm_as_a_sentence_would() -> None:
+    assert name_list(("Google DeepMind", "London"), "en") == "Google DeepMind or London"
+    assert name_list(("A", "B", "C"), "en") == "A, B or C"
+    assert name_list(("A", "B"), "ko") == "A, B"
+    text = abstain_text("en", [], ("Google Brain",), "premise")
+    assert text.startswith("I haven't written anything about Google Brain, so I can't confirm that.")

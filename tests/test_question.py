@@ -73,7 +73,7 @@ def test_a_presupposed_fact_about_the_writer_is_a_premise() -> None:
     q = understand("Tell me about your years at DeepMind.", RAJ, ("en", "ko"))
     assert q.kind == "premise" and q.premise == ("DeepMind",)
     q = understand("Since you won the Turing Award, what changed?", RAJ, ("en", "ko"))
-    assert q.kind == "premise" and "Turing" in q.premise
+    assert q.kind == "premise" and "Turing Award" in q.premise
 
 
 def test_your_x_never_written_about_is_a_premise_but_only_in_the_writings_language() -> None:
@@ -92,7 +92,7 @@ def test_a_view_question_that_presupposes_is_still_a_premise() -> None:
 
 def test_outside_questions_name_things_not_about_the_writer() -> None:
     q = understand("Who won the 2022 FIFA World Cup?", RAJ, ("en", "ko"))
-    assert q.kind == "outside" and "FIFA" in q.foreign
+    assert q.kind == "outside" and q.foreign == ("2022 FIFA World Cup",)
 
 
 def test_steering_attempts_en_and_ko() -> None:
@@ -139,6 +139,19 @@ def test_names_glued_to_korean_particles_are_found() -> None:
     assert q.kind == "view" and q.unaddressed == ("RLHF",)
     q = understand("DeepMind에서 일하셨을 때 무엇을 배우셨나요?", RAJ, ("en", "ko"))
     assert q.kind == "premise" and q.premise == ("DeepMind",)
+
+
+def test_unknown_words_next_to_each_other_are_one_name() -> None:
+    """A refusal said "I haven't written anything about Google, Brain"."""
+    assert foreign_names("How was your internship at Google DeepMind in London?", RAJ.lower()) == (
+        "Google DeepMind",
+        "London",
+    )
+    assert foreign_names("Do you think Constitutional AI will settle it?", RAJ.lower()) == ("Constitutional AI",)
+    assert foreign_names("Google DeepMind에서 일하셨을 때 어땠어요?", RAJ.lower()) == ("Google DeepMind",)
+    # A known word inside a new name stays in it; a possessive's "'s" does not.
+    assert foreign_names("Who won the 2022 FIFA World Cup?", RAJ.lower()) == ("2022 FIFA World Cup",)
+    assert foreign_names("What did Grant Sanderson's videos teach you?", RAJ.lower()) == ("Grant Sanderson",)
 
 
 def test_a_camelcase_name_opening_an_english_question_is_a_name() -> None:

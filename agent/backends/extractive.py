@@ -15,6 +15,7 @@ from typing import Any
 from agent.backends import AnswerRequest
 from agent.citations import cite
 from agent.compose import FOLLOW, Scored, Span, rerank_views, select_spans
+from agent.coverage import name_list
 from agent.views import states_view
 from agent.voice import self_names, to_first_person
 from knowledge.types import Answer, Chunk, Citation, SentenceSupport
@@ -40,7 +41,7 @@ def lead_for(kind: str, lang: str, other_lang: bool, unaddressed: tuple[str, ...
     and the view question's ``unaddressed`` topics, which the lead names."""
     lang = lang if lang in ("en", "ko") else "en"
     if kind == "view" and unaddressed:
-        return UNADDRESSED[lang].format(topic=", ".join(unaddressed[:2]))
+        return UNADDRESSED[lang].format(topic=name_list(unaddressed[:2], lang))
     table = LEADS_OTHER_LANG if other_lang else LEADS
     return table["view" if kind == "view" else "fact"][lang]
 
