@@ -88,13 +88,13 @@ LABEL_WORDS = 6  # longest label line, in words ("First favourites in research**
 
 def label_line(text: str, s: int, e: int, offset: int = 0) -> bool:
     """True when ``text[s - offset : e - offset]`` is a label, not prose: a whole line of at most
-    ``LABEL_WORDS`` words with no sentence-final punctuation, followed by a line of prose that does
-    not continue it (it opens on neither a lower-case letter nor a formula) nor is a list item — a
-    section heading
-    (an essay's "The Dream: Contributing to the Field"), a page's tag line ("careerllmaimachine
-    learningresearch"). A line that introduces a list ("Where" before "- Massively parallel
-    training: ...") is none: the list is what it heads; nor are lines of notes written without
-    full stops, one after another."""
+    ``LABEL_WORDS`` words with no sentence-final punctuation, followed by a line of prose that
+    neither continues it (opening on a lower-case letter or a formula) nor is a list item. So a
+    section heading (an essay's "The Dream: Contributing to the Field") or a page's tag line
+    ("careerllmaimachine learningresearch") is one; a line that introduces a list ("Where" before
+    "- Massively parallel training: ...") is none, the list being what it heads, and nor are lines
+    of notes written without full stops, one after another. ``s``/``e``: the line's offsets in
+    the file, ``offset``: the file offset of ``text``'s first character."""
     a, b = s - offset, e - offset
     if (a > 0 and text[a - 1] != "\n") or (b < len(text) and text[b] != "\n"):
         return False
