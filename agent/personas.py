@@ -29,6 +29,10 @@ class PersonaCard:
     examples_ko: tuple[str, ...] = ()
     bundled: bool = True
     extra: dict[str, str] = field(default_factory=dict)
+    # What `persona ingest PATH` was given: the notes folder, or one note (then ``sources_dir`` is
+    # its folder, and a re-ingest reads that note alone, not every note beside it). None: the
+    # folder ``sources_dir``.
+    origin: Path | None = None
 
     def source_paths(self) -> list[Path]:
         return [self.sources_dir / s for s in self.sources]
@@ -65,6 +69,7 @@ def _card_from_toml(data: dict[str, object], *, bundled: bool, default_dir: Path
         examples_en=strs("examples_en"),
         examples_ko=strs("examples_ko"),
         bundled=bundled,
+        origin=Path(str(data["origin"])) if data.get("origin") else None,
     )
 
 
@@ -113,9 +118,16 @@ def get_persona(persona: str, settings: Settings | None = None) -> PersonaCard:
 
 
 def save_user_persona(
-    settings: Settings, persona: str, folder: Path, sources: list[str], name: str | None = None
+    settings: Settings,
+    persona: str,
+    folder: Path,
+    sources: list[str],
+    name: str | None = None,
+    origin: Path | None = None,
 ) -> PersonaCard:
-    """Write (or refresh) a user persona's card: its folder and the files found in it."""
+    """Write (or refresh) a user persona's card: its folder and the files found in it; ``origin``:
+    the one note the persona was made from, when it was not a whole folder (PersonaCard.origin).
+    Raises ConfigError for a bundled persona's id, and what validate_persona_id raises."""
     validate_persona_id(persona)
     if persona in bundled_personas():
         raise ConfigError(f"{persona!r} is a bundled persona: pick another name for your own writings")
@@ -124,10 +136,12 @@ def save_user_persona(
     lines = [
         f"id = {_toml_str(persona)}",
         f"name = {_toml_str(display)}",
-        f"bio = {_toml_str(f'Writings from {folder}')}",
+        f"bio = {_toml_str(f'Writings from {origin or folder}')}",
         f"sources_dir = {_toml_str(str(folder))}",
         "sources = [" + ", ".join(_toml_str(s) for s in sources) + "]",
     ]
+    if origin is not None:
+        lines.append(f"origin = {_toml_str(str(origin))}")
     path = settings.personas_dir / f"{persona}.toml"
     tmp = path.with_suffix(".toml.tmp")
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -131,3 +131,24 @@ def test_ingest_embeds_the_sentences_only_up_to_the_size_where_it_takes_minutes(
     monkeypatch.setattr(cli, "WARM_SENTENCES_CHUNKS", 10)
     assert cli.main(["ingest", "--persona", "me"]) == 0
     assert warmed == ["me"] and "not embedded now" not in capsys.readouterr().err
+
+
+def test_a_persona_made_from_one_note_reingests_that_note_alone(tmp_path: Path) -> None:
+    """`persona ingest FILE --persona one` reads one note; a later re-ingest used to read every note
+    in its folder (the card kept only the folder), so ~/Downloads/notes.txt swept in all of
+    ~/Downloads. The card keeps the note (PersonaCard.origin) and says where the writings are."""
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "lab.md").write_text("# The cluster outage\nThe cluster went down for nine hours.\n", encoding="utf-8")
+    (notes / "diet.md").write_text("# Lunch\nI ate a sandwich on the bench outside.\n", encoding="utf-8")
+    home = tmp_path / "home"
+    first = json.loads(persona("ingest", str(notes / "lab.md"), "--persona", "one", "--json", home=home).stdout)
+    assert first["added"] == 1
+    again = json.loads(persona("ingest", "--persona", "one", "--json", home=home, check=True).stdout)
+    assert again["added"] == 0 and again["unchanged"] == 1
+    listed = json.loads(persona("personas", "--json", home=home, check=True).stdout)
+    (card,) = [p for p in listed if p["id"] == "one"]
+    assert str(notes / "lab.md") in json.dumps(card)
+    (notes / "lab.md").rename(tmp_path / "lab.md")
+    by_name = persona("ingest", "--persona", "one", home=home)
+    assert by_name.returncode == 2 and "one's note" in by_name.stderr and "is missing" in by_name.stderr

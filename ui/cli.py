@@ -52,7 +52,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if not files:
             raise PersonaError(f"{folder} has no .txt or .md files to ingest")
         card = save_user_persona(
-            settings, args.persona, root, [p.relative_to(root).as_posix() for p in files], args.name
+            settings,
+            args.persona,
+            root,
+            [p.relative_to(root).as_posix() for p in files],
+            args.name,
+            origin=None if folder.is_dir() else folder,  # one note: a re-ingest reads it alone
         )
         jobs.append((card.id, files, root))
     else:
@@ -60,11 +65,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         for card in cards:
             if card.bundled:
                 jobs.append((card.id, card.source_paths(), card.sources_dir))
-            elif not card.sources_dir.is_dir():
+            elif not (card.origin.is_file() if card.origin else card.sources_dir.is_dir()):
                 # Moved, renamed or on an unmounted drive: ingesting "no files" would delete the
                 # persona's whole index. Keep it, say so, and go on with the others.
                 message = (
-                    f"{card.id}'s folder {card.sources_dir} is missing (moved, renamed or unmounted?): "
+                    f"{card.id}'s {'note' if card.origin else 'folder'} {card.origin or card.sources_dir} is missing"
+                    " (moved, renamed or unmounted?): "
                     f"its index is kept as it was. Run `persona ingest NEW_FOLDER --persona {card.id}` "
                     "to point it at the folder's new place."
                 )
@@ -72,7 +78,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                     raise PersonaError(message)
                 print(f"  skipped {message}", file=sys.stderr)
             else:
-                jobs.append((card.id, discover(card.sources_dir), card.sources_dir))
+                jobs.append((card.id, discover(card.origin or card.sources_dir), card.sources_dir))
     reports = []
     for persona, files, root in jobs:
         report = ingest(
@@ -214,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "path",
         nargs="?",
-        help="folder of .txt/.md notes: UTF-8 (BOM or not), UTF-16 with a BOM or Korean CP949/EUC-KR; "
+        help="folder of .txt/.md notes (or one note): UTF-8 (BOM or not), UTF-16 with a BOM or Korean CP949/EUC-KR; "
         "emptying a note retracts it at the next ingest (default: the bundled writings)",
     )
     p.add_argument("--persona", help="persona id: the one to re-index, or the new persona for PATH")
