@@ -579,6 +579,16 @@ class Agent:
             if i in near and r.chunk.lang != lang and self._twin(persona, r.chunk, lang) is None
         }
 
+    def _title_in(self, persona: str, chunk: Chunk, lang: str) -> str:
+        """The title a refusal names for ``chunk`` when asked in ``lang``: that of its telling in
+        ``lang`` (:meth:`_twin`) when the writings tell it in both languages, else its own ("첫
+        대규모 모델 학습의 악몽" is "First Steps as a Researcher" to an English question; an entry
+        only the Korean diary holds keeps its Korean title)."""
+        if chunk.lang == lang or lang not in self.retriever.index(persona).langs:
+            return chunk.title
+        twin = self._twin(persona, chunk, lang)
+        return twin.title if twin is not None and instruction_like(twin.title) is None else chunk.title
+
     def _twin(self, persona: str, chunk: Chunk, lang: str) -> Chunk | None:
         """The chunk of ``lang`` that tells what ``chunk`` tells: the two are each other's nearest
         neighbour across the languages (mutual nearest neighbours, the criterion of bitext mining,
@@ -620,7 +630,7 @@ class Agent:
             # Published on August 18, 2025"): a navigation line or a byline is not a topic.
             topics = list(
                 dict.fromkeys(
-                    r.chunk.title
+                    self._title_in(card.id, r.chunk, lang)
                     for r in passages
                     if instruction_like(r.chunk.title) is None and not only_titles(r.chunk.text)
                 )

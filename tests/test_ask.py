@@ -188,3 +188,15 @@ def test_a_refusal_names_topics_not_a_saved_pages_navigation_line(agent: Any, qu
     answer = agent.ask(question, persona="newcomer", backend="extractive")
     assert answer.abstained and answer.nearest_topics
     assert "Back to All Posts" not in answer.text and "Back to All Posts" not in answer.nearest_topics
+
+
+def test_a_refusal_names_an_entry_by_its_title_in_the_askers_language(agent: Any) -> None:
+    """Asked in English, a refusal listed Raj's Korean titles for stories his English diary tells
+    too; an entry only the Korean diary holds keeps its Korean title."""
+    chunks = {c.title: c for c in agent.retriever.index("raj").chunks}
+    first_run, alignment = chunks["첫 대규모 모델 학습의 악몽"], chunks["Alignment 문제와 밤샘 논쟁"]
+    assert agent._title_in("raj", first_run, "en") == "First Steps as a Researcher"
+    assert agent._title_in("raj", first_run, "ko") == "첫 대규모 모델 학습의 악몽"
+    assert agent._title_in("raj", alignment, "en") == "Alignment 문제와 밤샘 논쟁"
+    answer = agent.ask("What did you do in your years at Google Brain?", persona="raj")
+    assert answer.abstained and "첫 대규모 모델 학습의 악몽" not in answer.text
