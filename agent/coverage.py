@@ -210,7 +210,7 @@ def abstain_text(lang: str, topics: list[str], unknown: tuple[str, ...], kind: s
     write about (``topics``, at most three), and the ``unknown`` terms of a premise it will not
     confirm. ``kind`` (agent.question.KINDS) picks the wording."""
     listed = ", ".join(f"“{t}”" for t in topics[:3])
-    names = ", ".join(unknown)
+    names = name_list(unknown, lang)
     if lang == "ko":
         if unknown and kind == "outside":
             head = f"{names}에 대해서는 제가 쓴 글이 없어서, 제가 말씀드릴 수 있는 게 없어요."
@@ -221,7 +221,6 @@ def abstain_text(lang: str, topics: list[str], unknown: tuple[str, ...], kind: s
         else:
             head = "그 이야기는 제가 쓴 적이 없어서 말씀드릴 수 없어요."
         return head + (f" 제가 쓴 것 중 가장 가까운 주제는 {listed}입니다." if listed else "")
-    names = name_list(unknown, "en")
     if unknown and kind == "outside":
         head = f"I haven't written about {names}, so that's outside what I can speak to."
     elif unknown:

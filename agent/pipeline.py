@@ -624,17 +624,22 @@ class Agent:
             )
             lang = detect_lang(text)
             told_once = self.told_once(card.id, passages, lang, scored) if coverage.covered else set()
-        if not coverage.covered:
             # A planted entry's title may be an instruction too: the refusal never names it. Nor does
             # it name a passage of title-like lines only (a saved page's "Back to All Posts /
-            # Published on August 18, 2025"): a navigation line or a byline is not a topic.
-            topics = list(
-                dict.fromkeys(
-                    self._title_in(card.id, r.chunk, lang)
-                    for r in passages
-                    if instruction_like(r.chunk.title) is None and not only_titles(r.chunk.text)
+            # Published on August 18, 2025"): a navigation line or a byline is not a topic. Inside
+            # the snapshot, so _title_in's index look-ups reuse the one already read.
+            topics = (
+                []
+                if coverage.covered
+                else list(
+                    dict.fromkeys(
+                        self._title_in(card.id, r.chunk, lang)
+                        for r in passages
+                        if instruction_like(r.chunk.title) is None and not only_titles(r.chunk.text)
+                    )
                 )
             )
+        if not coverage.covered:
             message = abstain_text(lang, topics, speakable(coverage.unknown_terms), coverage.kind)
             yield message
             yield Answer(
