@@ -270,6 +270,47 @@ def boost_views(
     return sorted(out, key=lambda x: -x.score)
 
 
+# "What did you learn from your first big training run?" asks for the writer's takeaway from an
+# event, which a diary tells after the event itself ("... That day, Raj learned: failure is part of
+# learning."). The story's opening matches the question's words best; the lesson is what is asked.
+_LESSON_QUESTION = re.compile(
+    r"\bwhat (?:did|have|do|would) you (?:learn|take away|realize|realise)\b|\b(?:lessons?|takeaways?)\b"
+    r"|\b(?:taught|teach) you\b|배웠|배운\s*(?:것|점)|깨달|교훈",
+    re.IGNORECASE,
+)
+# A sentence that reports the lesson or the realisation (agent.views counts these as views too).
+_LESSON_SENTENCE = re.compile(
+    r"\b(?:I|we|he|she|they|[A-Z][a-z]+) (?:learned|learnt|realized|realised)\b|\blessons?\b|깨달았|배웠|교훈",
+)
+# A window of the question's event that holds the lesson outranks the event's opening by this much
+# (cosine units): as much as a third of the question's weighted terms (LEXICAL_WEIGHT) that the
+# lesson's window lacks. On "What did you learn from your first big training run?" (Raj) the
+# opening led the lesson's window by 0.032.
+LESSON_BOOST = LEXICAL_WEIGHT / 3
+
+
+def asks_lesson(question: str) -> bool:
+    """True for a question about what the writer learned or realised ("What did you learn from
+    ...?", "What's the lesson of ...?", "...에서 무엇을 배웠나요?")."""
+    return bool(_LESSON_QUESTION.search(question))
+
+
+def boost_lessons(scored: Sequence[Scored], same_entry: object, boost: float = LESSON_BOOST) -> list[Scored]:
+    """``scored`` re-ranked for a lesson question (:func:`asks_lesson`): ``boost`` is added to the
+    windows that hold a sentence reporting what the writer learned or realised ("That day, Raj
+    learned: ...", "그날 Raj는 배웠다.") and whose passage tells the same entry as the best window's
+    (``same_entry(passage_a, passage_b) -> bool``, passage indices): the question's event is chosen
+    before its lesson is, so another entry's lesson never takes the answer."""
+    if not scored:
+        return []
+    top = scored[0].window.passage
+    out = []
+    for s in scored:
+        has = same_entry(s.window.passage, top) and any(_LESSON_SENTENCE.search(x.text) for x in s.window.sentences)  # type: ignore[operator]
+        out.append(Scored(s.window, s.score + (boost if has else 0.0), s.dense, s.lift, s.lexical, s.view))
+    return sorted(out, key=lambda x: -x.score)
+
+
 VIEW_TERMS = 0.05  # for view questions: weight of the question's terms held by a window's own view sentence
 
 

@@ -16,6 +16,8 @@ from agent.compose import (
     VIEW_TERMS,
     Scored,
     SentenceCache,
+    asks_lesson,
+    boost_lessons,
     boost_views,
     candidate_sentences,
     question_terms,
@@ -322,6 +324,9 @@ class Agent:
             view_offsets = {best_views[e] for e in entries(passages)[:VIEW_ENTRIES] if e in best_views}
         if view_offsets:
             scored = boost_views(scored, view_offsets)
+        elif understood.kind == "fact" and asks_lesson(standalone):
+            entry = [(r.chunk.source, r.chunk.title) for r in passages]
+            scored = boost_lessons(scored, lambda a, b: entry[a] == entry[b])
         coverage = assess(
             text,
             scored,

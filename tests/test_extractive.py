@@ -413,3 +413,35 @@ def test_a_label_line_is_never_quoted_nor_crossed_by_a_span() -> None:
     # Notes written without full stops, line after line, are prose, not labels.
     notes = "- tried lr 3e-4\n- loss went down\n"
     assert not any(label_line(notes, s, e) for s, e in split_sentences(notes))
+
+
+def test_a_lesson_question_is_told_as_a_lesson_only_within_the_questions_event() -> None:
+    """boost_lessons: of one entry's windows, the one holding "Raj learned:" overtakes the story's
+    opening by LESSON_BOOST; another entry's lesson is never lifted. asks_lesson tells the question
+    kind in English and Korean."""
+    from agent.compose import LESSON_BOOST, asks_lesson, boost_lessons
+
+    assert asks_lesson("What did you learn from your first big training run?")
+    assert asks_lesson("What lesson did the review fight teach you?")
+    assert asks_lesson("첫 대규모 학습에서 무엇을 배웠나요?")
+    assert not asks_lesson("What went wrong in your first big training run?")
+    assert not asks_lesson("How did you start learning about neural networks?")
+    opening = Scored(
+        _window(0, "en", "In 2019, I was assigned my first large-scale model training.", 0), 0.11, 0.89, 0.05, 0.3
+    )
+    lesson = Scored(_window(0, "en", "That day, Raj learned: failure is part of learning.", 300), 0.09, 0.88, 0.04, 0.3)
+    other = Scored(_window(1, "en", 'Raj realized: "We have no idea what is happening."', 0), 0.10, 0.88, 0.04, 0.3)
+    entry = ["First Steps", "Exploring Model Internals"]
+    out = boost_lessons([opening, other, lesson], lambda a, b: entry[a] == entry[b])
+    assert out[0].window is lesson.window and out[0].score == pytest.approx(0.09 + LESSON_BOOST)
+    assert next(s for s in out if s.window is other.window).score == pytest.approx(0.10)
+    assert boost_lessons([], lambda a, b: True) == []
+
+
+def test_what_raj_learned_from_his_first_training_run_is_the_lesson_not_the_story_before_it(agent: Any) -> None:
+    """With the real embedder: the question's words match the run's opening, two stories into the
+    entry; the answer quotes what he learned from it."""
+    answer = agent.ask("What did you learn from your first big training run?", persona="raj", backend="extractive")
+    assert not answer.abstained
+    assert "failure is part of learning" in answer.text
+    assert "advisor" not in answer.text
