@@ -79,11 +79,13 @@ def count_tokens(text: str) -> int:
 # --- lexical tokens -------------------------------------------------------------------------
 
 _WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?|[\uac00-\ud7a3]+|[^\W\d_]+", re.UNICODE)
+# Function words, and the adverb particles of phrasal verbs ("scaling up", "blew up", "track down"):
+# "up" of "Is scaling up models the road to superintelligence?" matched "Raj stayed up for days".
 STOPWORDS = frozenset(
     """a an and are as at be been but by did do does doing for from had has have how i if in into is it
     its me my of on or our so than that the their them then there these they this to too us was we were
     what when where which who whom why will with would you your yours about can could should tell
-    anything something ever just also very really any""".split()
+    anything something ever just also very really any up down out off over away""".split()
 )
 # Korean question words and politeness endings: frequent in questions, empty as search terms.
 KO_STOPWORDS = frozenset(
