@@ -184,10 +184,13 @@ def score_windows(
     cache: SentenceCache,
     idf: dict[str, float] | None = None,
     passage_prior: float = 0.01,
+    extra: Sequence[str] = (),
 ) -> list[Scored]:
     """Rank windows by cosine lifted above their language's mean (the embedder favours the
     question's language by more than the gap between right and wrong passages), plus term
-    overlap and a small prior for the retriever's own ranking of their passage."""
+    overlap and a small prior for the retriever's own ranking of their passage. ``extra``: lexical
+    tokens matched as the question's own (agent.bridge's translations, each tokenised alone: Kiwi
+    reads a word by its neighbours, and "돌아가 벤치마크" gives 벤치, 마크, never the writings' 벤치마크)."""
     if not wins:
         return []
     # A window's vector is the mean of its sentences' vectors: each sentence is embedded once and
@@ -208,7 +211,7 @@ def score_windows(
         lang: (sum(v) + max(0, MIN_CANDIDATES - len(v)) * PRIOR_CANDIDATE_MEAN) / max(len(v), MIN_CANDIDATES)
         for lang, v in by_lang.items()
     }
-    qterms = set(lexical_tokens(question))
+    qterms = set(lexical_tokens(question)) | set(extra)
     # A term the writings never use is as rare as can be: it weighs like the rarest known term,
     # so "football" in "Who won the football world cup?" counts against coverage.
     rarest = max((idf or {}).values(), default=1.0)
@@ -216,7 +219,7 @@ def score_windows(
     total = sum(weights.values()) or 1.0
     # A question without Hangul can only share a Korean sentence's Latin words and numbers: those
     # are read without Kiwi (knowledge.text.latin_tokens), so an English question never waits for it.
-    korean_question = has_hangul(question)
+    korean_question = has_hangul(question) or any(has_hangul(t) for t in extra)
     out = []
     for w, sim in zip(wins, sims, strict=True):
         terms = set(lexical_tokens(w.text) if korean_question or not has_hangul(w.text) else latin_tokens(w.text))
@@ -319,12 +322,14 @@ VIEW_TERMS = 0.05  # for view questions: weight of the question's terms held by 
 _SAYING = frozenset(lexical_tokens("say says said saying tell tells told"))
 
 
-def question_terms(question: str, idf: dict[str, float] | None) -> dict[str, float]:
+def question_terms(question: str, idf: dict[str, float] | None, extra: Sequence[str] = ()) -> dict[str, float]:
     """The terms of a view question the writings use, with their idf (``idf``: the persona's,
     agent.retrieve): a topic they never name is the question kind's business (agent.question), not
-    a term to match; verbs of saying (``_SAYING``) frame the question rather than name its topic."""
+    a term to match; verbs of saying (``_SAYING``) frame the question rather than name its topic.
+    ``extra``: lexical tokens taken as the question's own (see :func:`score_windows`)."""
     known = idf or {}
-    return {t: known[t] for t in set(lexical_tokens(question)) if t in known and t not in _SAYING}
+    terms = set(lexical_tokens(question)) | set(extra)
+    return {t: known[t] for t in terms if t in known and t not in _SAYING}
 
 
 def term_share(weights: dict[str, float], text: str) -> float:
@@ -421,7 +426,11 @@ def select_spans(
     scores within ``VIEW_LEAD_GAP`` of the lead's best window (else that best window). A window's
     cosine with a paraphrased question is a noisy judge across passages (one sentence like "I
     don't know either" sits close to many questions); so with a lead, a further passage joins
-    only through a window holding a chosen view (``Scored.view``) within ``MARGIN`` of the lead's.
+    only through a window holding a chosen view (``Scored.view``) within ``MARGIN`` of the lead's
+    and, in the question's language, holding at least the lead's share of the question's terms
+    ("Is scaling up models the road to superintelligence?": "Scaling might not be the answer."
+    leads; "We have no idea what's happening inside these models." shares only "models" and stays
+    out).
 
     ``follow``: each span goes on through up to that many of its passage's next candidate
     sentences (``FOLLOW`` for a question about an event: what came of the setup it names).
@@ -490,6 +499,10 @@ def select_spans(
             continue
         if len(order) >= max_passages or (order and cand.lexical <= 0):
             continue  # a further passage must share a term with the question, not only its tone
+        if lead and order and w.lang == question_lang and cand.lexical < best_lex[order[0]]:
+            # Nor may it join a view's lead holding less of the question's terms than the lead does
+            # (in the question's language: across languages only the bridge's few words can match).
+            continue
         chosen[w.passage] = list(w.sentences)
         best_lex[w.passage] = cand.lexical
         order.append(w.passage)

@@ -445,3 +445,20 @@ def test_what_raj_learned_from_his_first_training_run_is_the_lesson_not_the_stor
     assert not answer.abstained
     assert "failure is part of learning" in answer.text
     assert "advisor" not in answer.text
+
+
+def test_a_view_joins_a_leads_answer_only_holding_as_much_of_the_question_in_its_language() -> None:
+    """select_spans with a lead: a chosen view of another passage, within MARGIN, joins only when
+    it holds at least the lead's share of the question's terms; a window in another language than
+    the question (whose terms only the bridge's few words can match) is not held to it."""
+    from agent.compose import select_spans
+
+    lead, other = _chunk("a", TEXT), _chunk("b", OTHER, 500, "Hyperparameters")
+    lead_s, other_s = _sentences(lead, 0), _sentences(other, 1)
+    lead_w = Scored(Window(tuple(lead_s[-2:])), 0.080, 0.8, 0.05, 0.4, view=True)
+    weaker = Scored(Window(tuple(other_s[:2])), 0.075, 0.8, 0.05, 0.2, view=True)
+    assert [sp.passage for sp in select_spans([lead_w, weaker], "en", lead={0})] == [0]
+    same = Scored(weaker.window, 0.075, 0.8, 0.05, 0.4, view=True)
+    assert [sp.passage for sp in select_spans([lead_w, same], "en", lead={0})] == [0, 1]
+    # Asked in Korean: both windows are English, and the share does not decide.
+    assert [sp.passage for sp in select_spans([lead_w, weaker], "ko", lead={0})] == [0, 1]
