@@ -300,11 +300,12 @@ class Agent:
         view_offsets: set[tuple[int, int]] = set()
         # The question's words the writings lack, with the writings' words they translate to in the
         # other language (agent.bridge): what the term overlap of views and windows reads.
-        lexq = " ".join([standalone, *self._bridge(idx, standalone)])
+        # Each translation is tokenised on its own (agent.compose.score_windows).
+        extra = tuple(t for w in self._bridge(idx, standalone) for t in lexical_tokens(w))
         best_views: dict[tuple[str, str], tuple[int, int]] = {}
         if understood.kind == "view":
-            passages, best_views = self.views_first(card.id, standalone, vector, passages, terms_text=lexq)
-        scored = self._score(passages, lexq, vector, card.id)
+            passages, best_views = self.views_first(card.id, standalone, vector, passages, extra=extra)
+        scored = self._score(passages, standalone, vector, card.id, extra)
         if understood.kind == "view":
             # An entry the question names by its title keeps the lead: its windows may never
             # repeat the name its title gives ("Yann LeCun." heads "His 1989 work ...").
@@ -320,7 +321,7 @@ class Agent:
                     settled = sorted(settled, key=lambda r: r.chunk.id != twin.id)
             if [r.chunk.id for r in settled] != [r.chunk.id for r in passages]:
                 passages = settled
-                scored = self._score(passages, lexq, vector, card.id)  # passage indices moved
+                scored = self._score(passages, standalone, vector, card.id, extra)  # passage indices moved
             view_offsets = {best_views[e] for e in entries(passages)[:VIEW_ENTRIES] if e in best_views}
         if view_offsets:
             scored = boost_views(scored, view_offsets)
@@ -394,11 +395,13 @@ class Agent:
                 best[lang] = max(sim, best.get(lang, -1.0))
         return best
 
-    def _score(self, passages: list[Retrieved], terms_text: str, vector: Sequence[float], persona: str) -> list[Any]:
+    def _score(
+        self, passages: list[Retrieved], question: str, vector: Sequence[float], persona: str, extra: Sequence[str] = ()
+    ) -> list[Any]:
         """The sentence windows of ``passages``, scored (agent.compose.score_windows); a sentence the
         ingest scan would flag (an instruction planted in a source) is never a candidate."""
         sentences = [s for s in candidate_sentences(passages) if instruction_like(s.text) is None]
-        return score_windows(terms_text, vector, windows(sentences), self.sentences, self.idf(persona))
+        return score_windows(question, vector, windows(sentences), self.sentences, self.idf(persona), extra=extra)
 
     def views_first(
         self,
@@ -407,7 +410,7 @@ class Agent:
         vector: Sequence[float],
         passages: list[Retrieved],
         best: int = 2,
-        terms_text: str | None = None,
+        extra: Sequence[str] = (),
     ) -> tuple[list[Retrieved], dict[tuple[str, str], tuple[int, int]]]:
         """``passages`` (the retriever's ranking) plus the chunks of the ``best`` views (agent.views)
         matching ``question``, re-ranked by reciprocal-rank fusion (Cormack et al. 2009) of four
@@ -427,7 +430,8 @@ class Agent:
         above its language's mean (as agent.compose scores windows), less its hubness, plus
         ``VIEW_LEXICAL`` times the share of the question's IDF-weighted terms (those the writings
         use) it holds, where a question term also matches a longer written word it begins
-        ("align" -> "alignment")."""
+        ("align" -> "alignment"); ``extra``: the bridge's translations' tokens, matched as the
+        question's own (agent.compose.score_windows)."""
         import numpy as np
 
         from agent.retrieve import rrf
@@ -458,7 +462,7 @@ class Agent:
         }
         # Only terms the writings use: a topic they never name is the question kind's business
         # (agent.question), and would otherwise drown the terms a view can match.
-        weights = question_terms(terms_text or question, self.idf(persona))
+        weights = question_terms(question, self.idf(persona), extra)
         lifted = [float(sim) - means[v.lang] for v, sim in zip(views, sims, strict=True)]
         lexical = [term_share(weights, text) for text in texts]  # "entry title: sentence", as embedded
         scores = [x + VIEW_LEXICAL * y for x, y in zip(lifted, lexical, strict=True)]

@@ -47,6 +47,8 @@ _EN_CUES = re.compile(
 _KO_CUES = re.compile(
     r"깨달았|배웠|생각했|생각한다|믿는다|회의적|문제야|문제다|역할이야|역할이다|아니야|아니다|아닐\s*수도|"
     r"일\s*수도|모른다|몰라|모르겠|중요하|필요하|답이\s*아|라는\s*것을|뿐이다|않는다|못한다|철학"
+    # Obligation, the counterpart of the English "should", "must", "need to": 의심부터 해야 한다.
+    r"|야\s*(?:한다|합니다)"
 )
 _DATE = re.compile(
     r"\b(?:19|20)\d{2}\b|(?:last|this|next) (?:year|week|month)|\w+ (?:months?|weeks?|years?) ago"

@@ -46,3 +46,21 @@ def test_a_korean_question_to_english_writings_meets_their_words(agent: Any) -> 
     assert agent.bridge("raj", "스케일링이 답이라고 생각하세요?") == []
     # An English question to writings that hold English is not bridged into Korean.
     assert agent.bridge("raj", "Tell me about your years at DeepMind.") == []
+
+
+def test_a_translation_is_matched_as_the_token_it_has_alone(agent: Any) -> None:
+    """score_windows(extra=...): the bridge's Korean word 벤치마크, read in a run of other words, is
+    split by Kiwi (벤치, 마크) and would match no Korean sentence; its own token does."""
+    from agent.compose import Sentence, SentenceCache, Window, score_windows
+    from knowledge.text import lexical_tokens
+
+    assert "벤치마크" not in lexical_tokens("Trust a jump in scores? 돌아가 벤치마크")
+    text = "벤치마크 점수가 하룻밤 사이에 5점이나 올랐다."
+    win = Window((Sentence(text=text, start=0, end=len(text), passage=0, lang="ko", position=0),))
+    q = "Should we trust a sudden big jump in benchmark scores?"
+    vec = agent.embedder.embed_query(q)
+    idf = {"벤치마크": 2.0, "점수": 1.0}
+    cache = SentenceCache(agent.embedder)
+    plain = score_windows(q, vec, [win], cache, idf)[0]
+    bridged = score_windows(q, vec, [win], cache, idf, extra=tuple(lexical_tokens("벤치마크")))[0]
+    assert plain.lexical == 0.0 and bridged.lexical > 0.0

@@ -161,3 +161,11 @@ def test_speech_is_a_view_only_when_the_writer_says_it() -> None:
         'At the team meeting, I said, "Scaling might not be the answer."',
         'The field is not just "scaling".',
     ]
+
+
+def test_a_korean_obligation_states_a_view_and_a_past_one_does_not() -> None:
+    """The Korean "-야 한다" is the counterpart of "should" / "must" (a modal stance marker, as the
+    English cues have it); "-야 했다" tells what had to be done then, a narration."""
+    assert states_view("너무 좋은 점수는 의심부터 해야 한다.")
+    assert states_view("데이터를 먼저 봐야 합니다.")
+    assert not states_view("처음부터 다시 시작해야 했다.")
