@@ -351,17 +351,20 @@ class Agent:
 
     def _bridge(self, idx: Any, question: str) -> list[str]:
         """:meth:`bridge` over a persona's index (``agent.retrieve._PersonaIndex``) already at hand."""
-        from agent.bridge import bridge, target_words, unit
+        from agent.bridge import bridge, hubness, reference_words, target_words, unit
         from agent.retrieve import SCAN_CHUNKS
 
         if idx.lexical.n > SCAN_CHUNKS:
             return []
 
-        def targets(lang: str) -> tuple[list[str], list[str], Any]:
+        def targets(lang: str) -> tuple[list[str], list[str], Any, Any]:
             if lang not in idx.bridge_targets:
                 words, tokens = target_words(lang, idx.corpus_lower, idx.lexical.terms)
                 vecs = unit(self.sentences.embed(words)) if words else None
-                idx.bridge_targets[lang] = (words, tokens, vecs)
+                # Hubness against the other language's words, whose question words are translated.
+                ref = list(reference_words("ko" if lang == "en" else "en"))
+                hub = hubness(vecs, unit(self.sentences.embed(ref))) if words and ref else None
+                idx.bridge_targets[lang] = (words, tokens, vecs, hub)
             return idx.bridge_targets[lang]
 
         return bridge(question, idx.langs, lambda t: t in idx.lexical.term_id, targets, self.sentences.embed)

@@ -84,8 +84,9 @@ class _PersonaIndex:
         # coverage rule's best cosines), and a new ingest makes a new index, so none goes stale.
         self.dense_memo: OrderedDict[bytes, dict[str | None, list[tuple[int, float]]]] = OrderedDict()
         self.words: dict[str, bool] = {}  # has_word's answers from the postings
-        # agent.bridge's target words by language: (words, their lexical tokens, unit vectors).
-        self.bridge_targets: dict[str, tuple[list[str], list[str], Any]] = {}
+        # agent.bridge's target words by language: (words, their lexical tokens, unit vectors,
+        # their hubness or None).
+        self.bridge_targets: dict[str, tuple[list[str], list[str], Any, Any]] = {}
         self._lock = threading.Lock()
 
     @cached_property

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 
 from agent.bridge import source_words, target_words, translate
 
@@ -64,3 +65,29 @@ def test_a_translation_is_matched_as_the_token_it_has_alone(agent: Any) -> None:
     plain = score_windows(q, vec, [win], cache, idf)[0]
     bridged = score_windows(q, vec, [win], cache, idf, extra=tuple(lexical_tokens("벤치마크")))[0]
     assert plain.lexical == 0.0 and bridged.lexical > 0.0
+
+
+def test_a_hub_target_loses_to_the_translation_once_its_hubness_is_discounted() -> None:
+    """translate(hub=...): CSLS. A target close to every source-language word leads on cosine and
+    drops behind the right word once half its hubness is subtracted; hubness is the mean cosine to
+    the k nearest reference words."""
+    from agent.bridge import hubness
+
+    words, tokens = ["blue1brown", "interest", "theory"], ["blue1brown", "interest", "theory"]
+    targets = np.eye(3, dtype=np.float32)
+    source = np.asarray([[0.90, 0.88, 0.10]], dtype=np.float32)
+    assert translate(source, targets, words, tokens) == ["blue1brown"]
+    reference = np.asarray([[0.9, 0.1, 0.1], [0.85, 0.0, 0.2], [0.8, 0.2, 0.0]], dtype=np.float32)
+    hub = hubness(targets, reference, k=2)
+    assert hub.shape == (3,) and hub[0] == pytest.approx(0.875) and hub[1] == pytest.approx(0.15)
+    assert translate(source, targets, words, tokens, hub=hub) == ["interest"]
+    assert hubness(targets, np.zeros((0, 3), dtype=np.float32)).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_the_reference_sample_is_the_bundled_writings_words_of_one_language() -> None:
+    from agent.bridge import reference_words
+
+    ko, en = reference_words("ko"), reference_words("en")
+    assert ko and en and len(set(ko)) == len(ko) and len(en) <= 400
+    assert "모델" in ko and all(any("가" <= c <= "힣" for c in w) for w in ko)
+    assert "research" in en and not any(any("가" <= c <= "힣" for c in w) for w in en)
