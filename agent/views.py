@@ -30,7 +30,7 @@ _EN_CUES = re.compile(
     r"|learnt|learned|realized|realised|now feel|feel|would like you to know|hope|want)"
     r"|(?:my|our) (?:view|claim|position|belief|lesson|point)|here is my view|the claim is|the point is"
     r"|(?:realized|realised|learned|learnt|wrote|thought|notes)\s*:|that's why|that's the|is the (?:right|essential)"
-    r"|might not be|may not be|is not (?:the|a|just)|are not|isn't|do not|does not|cannot|won't|not \w+ but"
+    r"|might not be|may not be|is not|are not|isn't|do not|does not|cannot|won't|not \w+ but"
     r"|is essential|is rare|is singular|is central|(?:is|are) insufficient|matters|make(?:s)? all the difference"
     r"|is (?:needed|necessary|important|key|crucial|useful|the answer|part of)|(?:more|less) (?:interesting|"
     r"important|hyped)|the most interesting|the next frontier|I(?:'m| am) approaching|should|must|need to"

@@ -169,3 +169,12 @@ def test_a_korean_obligation_states_a_view_and_a_past_one_does_not() -> None:
     assert states_view("너무 좋은 점수는 의심부터 해야 한다.")
     assert states_view("데이터를 먼저 봐야 합니다.")
     assert not states_view("처음부터 다시 시작해야 했다.")
+
+
+def test_is_not_states_a_view_as_isnt_does() -> None:
+    """The full "is not" is a cue as its contraction "isn't" is: the diarist's contrast of two narratives."""
+    assert states_view(
+        'The narrative is not "neural is better than statistical" — it is "each step removed a bottleneck."'
+    )
+    assert states_view("Scaling isn't the answer.")
+    assert not states_view("The loss exploded in week two.")
