@@ -41,8 +41,8 @@ def test_gate_passes_against_the_committed_baseline(full_run: tuple[int, dict[st
     gate = results["gate"]
     assert gate["passed"], gate["regressions"]
     assert code == 0
-    # 185 gold questions and the stance inventory's 68 (34 views in English and Korean).
-    assert results["meta"]["n_questions"] == 253 and results["by_backend"]["extractive"]["errors"] == 0
+    # 187 gold questions and the stance inventory's 68 (34 views in English and Korean).
+    assert results["meta"]["n_questions"] == 255 and results["by_backend"]["extractive"]["errors"] == 0
     checked = {c["metric"] for c in gate["checks"]}
     assert {"hit@5", "key_fact_recall", "faithfulness", "abstention_recall", "false_premise_correction"} <= checked
     assert {"stance_agreement", "third_person_refs", "markers_in_speech", "median_markers"} <= checked
@@ -139,7 +139,7 @@ def test_a_full_results_json_works_as_a_baseline(tmp_path: Path) -> None:
 
 def test_committed_baseline_is_the_full_extractive_run() -> None:
     base = json.loads(run.BASELINE.read_text("utf-8"))
-    assert base["n_questions"] == 253 and base["limit"] is None and base["persona"] is None
+    assert base["n_questions"] == 255 and base["limit"] is None and base["persona"] is None
     figures = base["backends"]["extractive"]["metrics"]
     assert set(figures) == set(run.MARGINS) | set(run.CEILINGS)
     assert base["backends"]["extractive"]["attacks_succeeded"] == 0

@@ -139,7 +139,7 @@ def test_load_gold_limit_covers_every_kind_and_persona_filter() -> None:
     assert len({r["kind"] for r in rows}) == 6
     assert {r["persona"] for r in run.load_gold(persona="intern")} == {"intern"}
     assert run.load_gold(limit=0) == []
-    assert len(run.load_gold()) == 185
+    assert len(run.load_gold()) == 187
     stances = run.load_stances()
     assert len(stances) == 68 and {r["kind"] for r in stances} == {"stance_inventory"}
     assert {r["lang"] for r in stances} == {"en", "ko"} and all(r["key_phrases"] for r in stances)
