@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -283,7 +283,7 @@ _LESSON_QUESTION = re.compile(
 )
 # A sentence that reports the lesson or the realisation (agent.views counts these as views too).
 _LESSON_SENTENCE = re.compile(
-    r"\b(?:I|we|he|she|they|[A-Z][a-z]+) (?:learned|learnt|realized|realised)\b|\blessons?\b|깨달았|배웠|교훈",
+    r"\b(?:I|we|he|she|they|[A-Z][a-z]+) (?:learned|learnt|realized|realised)\b|\b[Ll]essons?\b|깨달았|배웠|교훈",
 )
 # A window of the question's event that holds the lesson outranks the event's opening by this much
 # (cosine units): as much as a third of the question's weighted terms (LEXICAL_WEIGHT) that the
@@ -298,7 +298,9 @@ def asks_lesson(question: str) -> bool:
     return bool(_LESSON_QUESTION.search(question))
 
 
-def boost_lessons(scored: Sequence[Scored], same_entry: object, boost: float = LESSON_BOOST) -> list[Scored]:
+def boost_lessons(
+    scored: Sequence[Scored], same_entry: Callable[[int, int], bool], boost: float = LESSON_BOOST
+) -> list[Scored]:
     """``scored`` re-ranked for a lesson question (:func:`asks_lesson`): ``boost`` is added to the
     windows that hold a sentence reporting what the writer learned or realised ("That day, Raj
     learned: ...", "그날 Raj는 배웠다.") and whose passage tells the same entry as the best window's
@@ -309,7 +311,7 @@ def boost_lessons(scored: Sequence[Scored], same_entry: object, boost: float = L
     top = scored[0].window.passage
     out = []
     for s in scored:
-        has = same_entry(s.window.passage, top) and any(_LESSON_SENTENCE.search(x.text) for x in s.window.sentences)  # type: ignore[operator]
+        has = same_entry(s.window.passage, top) and any(_LESSON_SENTENCE.search(x.text) for x in s.window.sentences)
         out.append(Scored(s.window, s.score + (boost if has else 0.0), s.dense, s.lift, s.lexical, s.view))
     return sorted(out, key=lambda x: -x.score)
 

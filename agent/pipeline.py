@@ -363,7 +363,7 @@ class Agent:
                 vecs = unit(self.sentences.embed(words)) if words else None
                 # Hubness against the other language's words, whose question words are translated.
                 ref = list(reference_words("ko" if lang == "en" else "en"))
-                hub = hubness(vecs, unit(self.sentences.embed(ref))) if words and ref else None
+                hub = hubness(vecs, unit(self.sentences.embed(ref))) if vecs is not None and ref else None
                 idx.bridge_targets[lang] = (words, tokens, vecs, hub)
             return idx.bridge_targets[lang]
 
