@@ -44,13 +44,18 @@ _EN_WORD = re.compile(r"[a-z][a-z0-9-]{2,}")
 _HANGUL = re.compile(r"[가-힣]")
 
 
+def _english_words(lowered: str) -> list[str]:
+    """The English content words of lower-cased text, in order: three letters or more, not stop words."""
+    return [w for w in _EN_WORD.findall(lowered) if w not in STOPWORDS]
+
+
 def source_words(question: str) -> tuple[str, list[str]]:
     """``(target language, words)``: the question's content words to translate (Korean nouns, tags
     NNG/NNP, for a Korean question, into "en"; English words of three letters or more that are not
     stop words, into "ko"), in order, without repeats."""
     if detect_lang(question) == "ko":
         return "en", list(dict.fromkeys(f for f, tag in korean_morphemes(question) if tag in ("NNG", "NNP")))
-    words = (w for w in _EN_WORD.findall(question.lower()) if w not in STOPWORDS)
+    words = _english_words(question.lower())
     return "ko", list(dict.fromkeys(words))
 
 
@@ -60,7 +65,7 @@ def target_words(lang: str, corpus_lower: str, vocabulary: Sequence[str]) -> tup
     syllables or more), each with its one lexical token (knowledge.text.lexical_tokens; words
     without exactly one are left out). Sorted, so the same writings give the same list."""
     if lang == "en":
-        candidates = sorted({w for w in _EN_WORD.findall(corpus_lower) if w not in STOPWORDS})
+        candidates = sorted(set(_english_words(corpus_lower)))
     else:
         candidates = sorted({t for t in vocabulary if len(t) >= 2 and _HANGUL.search(t)})
     words, tokens = [], []
@@ -86,7 +91,7 @@ def reference_words(lang: str) -> tuple[str, ...]:
         if lang == "ko":
             counts.update(f for f, tag in korean_morphemes(text) if tag == "NNG" and len(f) >= 2)
         else:
-            counts.update(w for w in _EN_WORD.findall(text.lower()) if w not in STOPWORDS)
+            counts.update(_english_words(text.lower()))
     return tuple(w for w, _ in sorted(counts.items(), key=lambda x: (-x[1], x[0]))[:REFERENCE])
 
 
