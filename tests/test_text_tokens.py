@@ -81,3 +81,20 @@ def test_korean_about_is_no_search_term() -> None:
     # says "alignment에 대해" to "언러닝에 대해 어떻게 생각하세요?".
     assert lexical_tokens("언러닝(unlearning)에 대해 어떻게 생각하세요?") == ["언러닝", "unlearn"]
     assert "관하" not in lexical_tokens("alignment에 관해서 밤새 논쟁했다")
+
+
+def test_a_quoted_title_ending_in_a_question_mark_does_not_end_the_sentence() -> None:
+    # The intern's "... this LinkedIn popular paper - "Were RNNs All We Needed?" a seemingly ancient
+    # idea in the age of Transformers." was cut after the title, and a Korean answer opened on
+    # "a seemingly ancient idea ...".
+    from knowledge.text import split_sentences
+
+    text = 'I read the paper "Were RNNs All We Needed?" a seemingly ancient idea. He asked, "Why?" Then he left.'
+    assert [text[a:b] for a, b in split_sentences(text)] == [
+        'I read the paper "Were RNNs All We Needed?" a seemingly ancient idea.',
+        'He asked, "Why?"',
+        "Then he left.",
+    ]
+    # Notes written all in lower case still split at their full stops.
+    notes = "went to the lab. the run failed again."
+    assert [notes[a:b] for a, b in split_sentences(notes)] == ["went to the lab.", "the run failed again."]
