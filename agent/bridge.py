@@ -20,6 +20,15 @@ margin criterion in the spirit of margin-based bitext mining (Artetxe & Schwenk 
 ``MARGIN`` was chosen on half of the gold set (split by a hash of the question id) among 0.01 and
 0.02, and reported on the other half (on raw cosines, before CSLS; the score stays in cosine units).
 
+A bilingual dictionary goes first: when the question word (two syllables or more, for Korean) has
+glosses in the Korean Learners' Dictionary of the National Institute of Korean Language (krdict,
+한국어기초사전, as shipped in the ``namehint`` package: 45,886 headwords with their English
+equivalents) and one of them is a word of the writings, the nearest such word by the score above
+is its translation, with no margin: the dictionary, not the small embedder, says it translates
+("압도" -> "overwhelming", "산업체" -> "industry", "이론" -> "theory", all of which the embedder
+alone missed). A single-syllable noun (일, 때, 점) has too many senses for that and goes by the
+embedder alone, as does a word without a dictionary entry (loanwords: 인턴십, 유튜브).
+
 Only personas up to ``agent.retrieve.SCAN_CHUNKS`` chunks are bridged: the target words come from
 the whole lower-cased text, which a larger persona never loads (agent.retrieve.has_word).
 """
@@ -42,6 +51,7 @@ HUB_K = 10  # reference words a target word's hubness is averaged over (Conneau 
 REFERENCE = 400  # most frequent content words of the bundled writings in one language, at most
 _EN_WORD = re.compile(r"[a-z][a-z0-9-]{2,}")
 _HANGUL = re.compile(r"[가-힣]")
+_HANGUL_WORD = re.compile(r"[가-힣]+")
 
 
 def _english_words(lowered: str) -> list[str]:
@@ -95,6 +105,54 @@ def reference_words(lang: str) -> tuple[str, ...]:
     return tuple(w for w, _ in sorted(counts.items(), key=lambda x: (-x[1], x[0]))[:REFERENCE])
 
 
+@lru_cache(maxsize=1)
+def dictionary() -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+    """``(ko_en, en_ko)`` from the Korean Learners' Dictionary's English equivalents (krdict, shipped
+    as ``namehint/dictionary.json``: ``{jamo key: {"word": headword, "meaning": "sense; sense"}}``).
+    ``ko_en``: a Korean headword of two syllables or more -> the lexical tokens
+    (knowledge.text.lexical_tokens) of its one-word English equivalents ("이론" -> {"theori"});
+    ``en_ko``: an English lexical token -> the headwords it is a one-word equivalent of. Senses of
+    several words ("optical illusion") are left out: their words alone are not the translation.
+    Both empty, with a warning, when the package is missing or its file cannot be read."""
+    import importlib.resources
+    import json
+    import warnings
+
+    try:
+        raw = json.loads(importlib.resources.files("namehint").joinpath("dictionary.json").read_text("utf-8"))
+    except (ImportError, OSError, ValueError) as exc:
+        note = f"no Korean-English dictionary (namehint: {exc}); the bridge uses the embedder alone"
+        warnings.warn(note, stacklevel=2)
+        return {}, {}
+    ko_en: dict[str, set[str]] = {}
+    en_ko: dict[str, set[str]] = {}
+    for entry in raw.values():
+        word, meaning = str(entry.get("word", "")), str(entry.get("meaning", ""))
+        if len(word) < 2 or not _HANGUL_WORD.fullmatch(word):
+            continue
+        for sense in meaning.split(";"):
+            toks = lexical_tokens(sense.strip()) if sense.strip().isascii() else []
+            if len(toks) == 1:
+                ko_en.setdefault(word, set()).add(toks[0])
+                en_ko.setdefault(toks[0], set()).add(word)
+    return ({k: frozenset(v) for k, v in ko_en.items()}, {k: frozenset(v) for k, v in en_ko.items()})
+
+
+def glosses(word: str, lang: str) -> frozenset[str]:
+    """The lexical tokens ``word`` (a question word) may translate to in ``lang`` by the dictionary
+    (:func:`dictionary`): for "en", the English equivalents of a Korean word; for "ko", the Korean
+    headwords (their own lexical tokens) an English word is an equivalent of. Empty when there is
+    no entry."""
+    ko_en, en_ko = dictionary()
+    if lang == "en":
+        return ko_en.get(word, frozenset())
+    heads = set()
+    for tok in lexical_tokens(word):
+        for head in en_ko.get(tok, ()):
+            heads.update(lexical_tokens(head))
+    return frozenset(heads)
+
+
 def hubness(targets: np.ndarray, reference: np.ndarray, k: int = HUB_K) -> np.ndarray:
     """r_S(y) of CSLS (Conneau et al. 2018): for each row of ``targets`` ((m, d) unit vectors), the
     mean cosine to its ``k`` nearest rows of ``reference`` ((r, d) unit vectors of words in the
@@ -112,10 +170,13 @@ def translate(
     tokens: Sequence[str],
     margin: float = MARGIN,
     hub: np.ndarray | None = None,
+    allowed: Sequence[frozenset[str]] = (),
 ) -> list[str]:
     """For each row of ``source`` ((n, d) unit vectors of question words), the target word (rows of
     ``targets``, (m, d) unit vectors, with their ``words`` and lexical ``tokens``) whose score leads
     the best word of any other token by at least ``margin``; none for a row without such a lead.
+    ``allowed``: per row, the tokens a dictionary gives as its translations (:func:`glosses`); when
+    a target word has one of them, the best-scoring such word is the row's translation, margin or not.
     The score is the cosine, less half the target's ``hub`` ((m,), :func:`hubness`) when given:
     CSLS(x, y) / 2 = cos(x, y) - r_T(x) / 2 - r_S(y) / 2, whose r_T(x) is the same for every
     target of a row and leaves its ranking alone, so the score stays in cosine units.
@@ -126,7 +187,15 @@ def translate(
     sims = source @ targets.T
     if hub is not None:
         sims = sims - hub[None, :] / 2
-    for row in sims:
+    for r, row in enumerate(sims):
+        ok = allowed[r] if r < len(allowed) else frozenset()
+        if ok:
+            hits = [i for i, t in enumerate(tokens) if t in ok]
+            if hits:
+                i = max(hits, key=lambda j: (float(row[j]), -j))
+                if words[i] not in out:
+                    out.append(words[i])
+                continue
         best: dict[str, tuple[float, str]] = {}
         for i in np.argsort(-row, kind="stable")[:DEPTH]:
             best.setdefault(tokens[i], (float(row[i]), words[i]))
@@ -173,4 +242,7 @@ def bridge(
     t_words, t_tokens, t_vecs, t_hub = targets(lang)
     if not t_words:
         return []
-    return translate(unit(np.asarray(embed(words), dtype=np.float32)), t_vecs, t_words, t_tokens, margin, t_hub)
+    allowed = [glosses(w, lang) for w in words]
+    return translate(
+        unit(np.asarray(embed(words), dtype=np.float32)), t_vecs, t_words, t_tokens, margin, t_hub, allowed
+    )

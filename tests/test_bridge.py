@@ -91,3 +91,37 @@ def test_the_reference_sample_is_the_bundled_writings_words_of_one_language() ->
     assert ko and en and len(set(ko)) == len(ko) and len(en) <= 400
     assert "모델" in ko and all(any("가" <= c <= "힣" for c in w) for w in ko)
     assert "research" in en and not any(any("가" <= c <= "힣" for c in w) for w in en)
+
+
+def test_a_dictionary_translation_wins_without_a_margin_and_only_among_its_glosses() -> None:
+    """translate(allowed=...): the dictionary's equivalents choose among the writings' words, and the
+    embedder ranks only those; a row without a gloss among the targets falls back to the margin."""
+    words = ["overwhelming", "rapid", "industrial", "career"]
+    tokens = ["overwhelm", "rapid", "industri", "career"]
+    targets = np.eye(4, dtype=np.float32)
+    rows = np.asarray([[0.880, 0.885, 0.1, 0.1], [0.1, 0.1, 0.50, 0.90]], dtype=np.float32)
+    # Without the dictionary: "rapid" leads "overwhelming" by less than the margin; "career" wins.
+    assert translate(rows, targets, words, tokens, margin=0.01) == ["career"]
+    allowed = [frozenset({"overwhelm", "crush"}), frozenset({"industri"})]
+    assert translate(rows, targets, words, tokens, margin=0.01, allowed=allowed) == ["overwhelming", "industrial"]
+    # A gloss the writings lack leaves the row to the embedder and its margin.
+    assert translate(rows, targets, words, tokens, margin=0.01, allowed=[frozenset({"crush"})]) == ["career"]
+
+
+def test_the_dictionary_gives_one_word_equivalents_both_ways() -> None:
+    from agent.bridge import dictionary, glosses
+
+    ko_en, en_ko = dictionary()
+    assert len(ko_en) > 10_000 and len(en_ko) > 5_000
+    assert "theori" in glosses("이론", "en") and "overwhelm" in glosses("압도", "en")
+    assert glosses("착시", "en") == frozenset()  # only "optical illusion": two words, no equivalent
+    assert glosses("인턴십", "en") == frozenset()  # no entry
+    assert "주말" in glosses("weekend", "ko")
+    assert all(len(w) >= 2 for w in ko_en)
+
+
+def test_a_korean_word_the_embedder_alone_missed_is_bridged_by_the_dictionary(agent: Any) -> None:
+    """With the real embedder and dictionary: "압도" (overwhelm) and "산업체" (industry) meet the
+    intern's English essay; the embedder alone took neither (no lead over the next word)."""
+    assert "overwhelming" in agent.bridge("intern", "분야의 속도에 압도될 때 가장 도움이 되는 건 뭐라고 보세요?")
+    assert "industrial" in agent.bridge("intern", "박사과정 중 산업체 경험은 어떤 의미가 있다고 보세요?")

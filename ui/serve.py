@@ -45,9 +45,10 @@ def build_server(agent: Any, *, api_only: bool = False) -> FastAPI:
 
 
 def warm(agent: Any) -> dict[str, dict[str, float]]:
-    """Load the embedder and warm every indexed persona's retrieval (agent.retrieve.HybridRetriever.warm),
-    so the first question after a start (after an ingest: `persona ingest`, then `persona serve`) is
-    answered as fast as the ones after it. Returns each persona's warm-up steps in ms.
+    """Load the embedder and the bridge's dictionary (agent.bridge) and warm every indexed persona's
+    retrieval (agent.retrieve.HybridRetriever.warm), so the first question after a start (after an
+    ingest: `persona ingest`, then `persona serve`) is answered as fast as the ones after it.
+    Returns each persona's warm-up steps in ms.
 
     ``main`` runs it in a background thread: the server answers from the start, and a question asked
     before the warm-up is done is answered as without it. A persona with no index yet is skipped; any
@@ -60,6 +61,9 @@ def warm(agent: Any) -> dict[str, dict[str, float]]:
     done: dict[str, dict[str, float]] = {}
     try:
         agent.embedder.embed_query("warm-up")
+        from agent.bridge import dictionary
+
+        dictionary()  # the bridge's Korean-English dictionary: 1-2 s to read, once
         for card in list_personas(agent.settings):
             try:
                 done[card.id] = agent.retriever.warm(card.id)
