@@ -429,7 +429,8 @@ def select_spans(
     cosine with a paraphrased question is a noisy judge across passages (one sentence like "I
     don't know either" sits close to many questions); so with a lead, a further passage joins
     only through a window holding a chosen view (``Scored.view``) within ``MARGIN`` of the lead's
-    and, in the question's language, holding at least the lead's share of the question's terms
+    and holding at least the lead's share of the question's terms (across languages: of the
+    bridge's translations)
     ("Is scaling up models the road to superintelligence?": "Scaling might not be the answer."
     leads; "We have no idea what's happening inside these models." shares only "models" and stays
     out).
@@ -501,9 +502,9 @@ def select_spans(
             continue
         if len(order) >= max_passages or (order and cand.lexical <= 0):
             continue  # a further passage must share a term with the question, not only its tone
-        if lead and order and w.lang == question_lang and cand.lexical < best_lex[order[0]]:
+        if lead and order and cand.lexical < best_lex[order[0]]:
             # Nor may it join a view's lead holding less of the question's terms than the lead does
-            # (in the question's language: across languages only the bridge's few words can match).
+            # (across languages, the question's terms are the bridge's translations, agent.bridge).
             continue
         chosen[w.passage] = list(w.sentences)
         best_lex[w.passage] = cand.lexical

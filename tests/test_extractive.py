@@ -447,10 +447,10 @@ def test_what_raj_learned_from_his_first_training_run_is_the_lesson_not_the_stor
     assert "advisor" not in answer.text
 
 
-def test_a_view_joins_a_leads_answer_only_holding_as_much_of_the_question_in_its_language() -> None:
+def test_a_view_joins_a_leads_answer_only_holding_as_much_of_the_question() -> None:
     """select_spans with a lead: a chosen view of another passage, within MARGIN, joins only when
-    it holds at least the lead's share of the question's terms; a window in another language than
-    the question (whose terms only the bridge's few words can match) is not held to it."""
+    it holds at least the lead's share of the question's terms, in any language (across languages
+    the terms are the bridge's translations)."""
     from agent.compose import select_spans
 
     lead, other = _chunk("a", TEXT), _chunk("b", OTHER, 500, "Hyperparameters")
@@ -460,5 +460,6 @@ def test_a_view_joins_a_leads_answer_only_holding_as_much_of_the_question_in_its
     assert [sp.passage for sp in select_spans([lead_w, weaker], "en", lead={0})] == [0]
     same = Scored(weaker.window, 0.075, 0.8, 0.05, 0.4, view=True)
     assert [sp.passage for sp in select_spans([lead_w, same], "en", lead={0})] == [0, 1]
-    # Asked in Korean: both windows are English, and the share does not decide.
-    assert [sp.passage for sp in select_spans([lead_w, weaker], "ko", lead={0})] == [0, 1]
+    # Asked in Korean of English windows: the share decides as well.
+    assert [sp.passage for sp in select_spans([lead_w, weaker], "ko", lead={0})] == [0]
+    assert [sp.passage for sp in select_spans([lead_w, same], "ko", lead={0})] == [0, 1]
