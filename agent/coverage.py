@@ -16,7 +16,7 @@ from pathlib import Path
 
 from agent.compose import Scored
 from agent.question import Question, Writings, understand
-from knowledge.text import has_hangul, lexical_tokens
+from knowledge.text import english_lemmas, has_hangul, lexical_tokens
 
 CALIBRATION = Path(__file__).with_name("abstain.json")
 FEATURES = ("best_dense", "top3_lift", "best_lexical", "cross", "unknown_share", "view", "cohort_margin")
@@ -57,7 +57,9 @@ def features(
 ) -> dict[str, float]:
     """Signals of coverage. ``cross`` marks a question the writings can only answer in another
     language: cosines across languages run lower for the same relevance, so the rule must know.
-    ``unknown_share``: the share of the question's content words the writings never use (0 when
+    ``unknown_share``: the share of the question's content words the writings never use, in any of
+    their dictionary forms (knowledge.text.lemma_tokens: "larger" is known to writings that say
+    "large") (0 when
     the question is in another language than the writings, or no ``vocabulary`` is given); the
     tokens in ``skip`` are left out of it.
     ``view``: 1 for a view question (agent.question), whose opinion frame matches nothing.
@@ -68,7 +70,12 @@ def features(
     if vocabulary is not None and question and not cross:
         words = [t for t in lexical_tokens(question) if t not in _FRAME and t not in skip]
         if words:
-            unknown = sum(1 for t in words if t not in vocabulary) / len(words)
+            # An English word whose dictionary form the writings use is known ("larger" of a question,
+            # "large-scale" of the writings): Snowball stems leave comparatives and irregular verbs apart.
+            lemmas = english_lemmas(question) if not has_hangul(question) else {}
+            unknown = sum(
+                1 for t in words if t not in vocabulary and not lemmas.get(t, frozenset()) & vocabulary
+            ) / len(words)
     if not scored:
         return {name: 0.0 for name in FEATURES} | {
             "cross": cross,

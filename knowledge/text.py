@@ -221,6 +221,35 @@ def latin_tokens(text: str) -> list[str]:
     return out
 
 
+_EN_SURFACE = re.compile(r"[A-Za-z]+")
+
+
+@lru_cache(maxsize=4096)
+def lemma_tokens(word: str) -> frozenset[str]:
+    """The lexical tokens (:func:`lexical_tokens`) of an English word's dictionary forms, by
+    lemminflect's lookup tables (all parts of speech): the forms Snowball stemming leaves apart
+    ("larger" -> {"larg"}, "ran" -> {"run"}, "taught" -> {"teach"}, "better" -> {"good", "well",
+    "better"}). Empty for a word it does not know, a stop word's lemma, or a non-English word."""
+    from lemminflect import getAllLemmas
+
+    out: set[str] = set()
+    for lemmas in getAllLemmas(word.lower()).values():
+        for lemma in lemmas:
+            out.update(lexical_tokens(lemma))
+    return frozenset(out)
+
+
+def english_lemmas(text: str) -> dict[str, frozenset[str]]:
+    """For each English word of ``text`` with one lexical token: that token -> the tokens of its
+    lemmas (:func:`lemma_tokens`), merged over the words that share the token."""
+    out: dict[str, set[str]] = {}
+    for word in _EN_SURFACE.findall(text):
+        toks = lexical_tokens(word)
+        if len(toks) == 1:
+            out.setdefault(toks[0], set()).update(lemma_tokens(word))
+    return {k: frozenset(v) for k, v in out.items()}
+
+
 def lexical_tokens(text: str) -> list[str]:
     """Tokens for BM25: English words (stop words dropped, Snowball stems), Korean content morphemes.
 

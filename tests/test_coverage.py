@@ -179,3 +179,21 @@ def test_a_refusal_lists_the_names_it_will_not_confirm_as_a_sentence_would() -> 
     assert name_list(("A", "B"), "ko") == "A, B"
     text = abstain_text("en", [], ("Google Brain",), "premise")
     assert text.startswith("I haven't written anything about Google Brain, so I can't confirm that.")
+
+
+def test_a_word_whose_dictionary_form_the_writings_use_is_known() -> None:
+    """unknown_share reads dictionary forms (knowledge.text.lemma_tokens): Snowball stems "larger"
+    to "larger" and "ran" to "ran", which writings saying "large" and "run" never hold."""
+    from knowledge.text import lemma_tokens, lexical_tokens
+
+    assert lexical_tokens("larger") != lexical_tokens("large")
+    assert lemma_tokens("larger") == frozenset(lexical_tokens("large"))
+    assert lemma_tokens("ran") == frozenset({"run"}) and lemma_tokens("taught") == frozenset({"teach"})
+    assert lemma_tokens("blorptastic") == frozenset()
+    vocab = set(lexical_tokens("large models run"))
+    q = "Will larger models keep running?"
+    cov = assess(q, _scored(0.86, 0.04, 0.4), "large models run", "en", ("en",), vocabulary=vocab)
+    # larger (large), models, running (run) are known; "keep" is not: 1 of 4.
+    assert cov.features["unknown_share"] == pytest.approx(1 / 4)
+    cov = assess(q, _scored(0.86, 0.04, 0.4), "models", "en", ("en",), vocabulary=set(lexical_tokens("models")))
+    assert cov.features["unknown_share"] == pytest.approx(3 / 4)
