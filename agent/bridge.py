@@ -26,7 +26,8 @@ glosses in the Korean Learners' Dictionary of the National Institute of Korean L
 equivalents) and one of them is a word of the writings, the nearest such word by the score above
 is its translation, with no margin: the dictionary, not the small embedder, says it translates
 ("압도" -> "overwhelming", "산업체" -> "industry", "이론" -> "theory", all of which the embedder
-alone missed). A single-syllable noun (일, 때, 점) has too many senses for that and goes by the
+alone missed); a word the dictionary knows whose equivalents the writings never use is not
+translated at all. A single-syllable noun (일, 때, 점) has too many senses for that and goes by the
 embedder alone, as does a word without a dictionary entry (loanwords: 인턴십, 유튜브).
 
 Only personas up to ``agent.retrieve.SCAN_CHUNKS`` chunks are bridged: the target words come from
@@ -110,7 +111,8 @@ def dictionary() -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
     """``(ko_en, en_ko)`` from the Korean Learners' Dictionary's English equivalents (krdict, shipped
     as ``namehint/dictionary.json``: ``{jamo key: {"word": headword, "meaning": "sense; sense"}}``).
     ``ko_en``: a Korean headword of two syllables or more -> the lexical tokens
-    (knowledge.text.lexical_tokens) of its one-word English equivalents ("이론" -> {"theori"});
+    (knowledge.text.lexical_tokens) of its one-word English equivalents ("이론" -> {"theori"}; empty
+    for a headword whose equivalents all have several words);
     ``en_ko``: an English lexical token -> the headwords it is a one-word equivalent of. Senses of
     several words ("optical illusion") are left out: their words alone are not the translation.
     Both empty, with a warning, when the package is missing or its file cannot be read."""
@@ -130,6 +132,7 @@ def dictionary() -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
         word, meaning = str(entry.get("word", "")), str(entry.get("meaning", ""))
         if len(word) < 2 or not _HANGUL_WORD.fullmatch(word):
             continue
+        ko_en.setdefault(word, set())
         for sense in meaning.split(";"):
             toks = lexical_tokens(sense.strip()) if sense.strip().isascii() else []
             if len(toks) == 1:
@@ -138,19 +141,26 @@ def dictionary() -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
     return ({k: frozenset(v) for k, v in ko_en.items()}, {k: frozenset(v) for k, v in en_ko.items()})
 
 
-def glosses(word: str, lang: str) -> frozenset[str]:
+def glosses(word: str, lang: str) -> frozenset[str] | None:
     """The lexical tokens ``word`` (a question word) may translate to in ``lang`` by the dictionary
     (:func:`dictionary`): for "en", the English equivalents of a Korean word; for "ko", the Korean
-    headwords (their own lexical tokens) an English word is an equivalent of. Empty when there is
-    no entry."""
+    headwords (their own lexical tokens) an English word is an equivalent of. None when the
+    dictionary has no entry for it (an empty set: an entry without a one-word equivalent)."""
     ko_en, en_ko = dictionary()
     if lang == "en":
-        return ko_en.get(word, frozenset())
-    heads = set()
-    for tok in lexical_tokens(word):
-        for head in en_ko.get(tok, ()):
-            heads.update(lexical_tokens(head))
-    return frozenset(heads)
+        return ko_en.get(word)
+    toks = [t for t in lexical_tokens(word) if t in en_ko]
+    if not toks:
+        return None
+    return frozenset(h for t in toks for head in en_ko[t] for h in lexical_tokens(head))
+
+
+def same_word(token: str, gloss: str) -> bool:
+    """True when a writings' lexical ``token`` is the dictionary's ``gloss`` token, or goes on from a
+    gloss of five letters or more: Snowball stems derived forms apart ("verification" -> "verif",
+    "verify" -> "verifi"). Not the other way: "relat" (related) does not begin to mean
+    "relationship"."""
+    return token == gloss or (len(gloss) >= 5 and token.startswith(gloss))
 
 
 def hubness(targets: np.ndarray, reference: np.ndarray, k: int = HUB_K) -> np.ndarray:
@@ -170,13 +180,16 @@ def translate(
     tokens: Sequence[str],
     margin: float = MARGIN,
     hub: np.ndarray | None = None,
-    allowed: Sequence[frozenset[str]] = (),
+    allowed: Sequence[frozenset[str] | None] = (),
 ) -> list[str]:
     """For each row of ``source`` ((n, d) unit vectors of question words), the target word (rows of
     ``targets``, (m, d) unit vectors, with their ``words`` and lexical ``tokens``) whose score leads
     the best word of any other token by at least ``margin``; none for a row without such a lead.
-    ``allowed``: per row, the tokens a dictionary gives as its translations (:func:`glosses`); when
-    a target word has one of them, the best-scoring such word is the row's translation, margin or not.
+    ``allowed``: per row, the tokens a dictionary gives as its translations (:func:`glosses`), or
+    None for a word the dictionary lacks: for a row with an entry, the best-scoring target word
+    whose token is one of them (:func:`same_word`) is its translation, margin or not, and no other
+    word is (a word the dictionary knows and the writings never use is not there to be found:
+    the embedder's nearest word would be a neighbour, "성공" (success) -> "lucky").
     The score is the cosine, less half the target's ``hub`` ((m,), :func:`hubness`) when given:
     CSLS(x, y) / 2 = cos(x, y) - r_T(x) / 2 - r_S(y) / 2, whose r_T(x) is the same for every
     target of a row and leaves its ranking alone, so the score stays in cosine units.
@@ -188,14 +201,14 @@ def translate(
     if hub is not None:
         sims = sims - hub[None, :] / 2
     for r, row in enumerate(sims):
-        ok = allowed[r] if r < len(allowed) else frozenset()
-        if ok:
-            hits = [i for i, t in enumerate(tokens) if t in ok]
+        ok = allowed[r] if r < len(allowed) else None
+        if ok is not None:
+            hits = [i for i, t in enumerate(tokens) if any(same_word(t, g) for g in ok)]
             if hits:
                 i = max(hits, key=lambda j: (float(row[j]), -j))
                 if words[i] not in out:
                     out.append(words[i])
-                continue
+            continue
         best: dict[str, tuple[float, str]] = {}
         for i in np.argsort(-row, kind="stable")[:DEPTH]:
             best.setdefault(tokens[i], (float(row[i]), words[i]))

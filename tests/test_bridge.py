@@ -104,8 +104,17 @@ def test_a_dictionary_translation_wins_without_a_margin_and_only_among_its_gloss
     assert translate(rows, targets, words, tokens, margin=0.01) == ["career"]
     allowed = [frozenset({"overwhelm", "crush"}), frozenset({"industri"})]
     assert translate(rows, targets, words, tokens, margin=0.01, allowed=allowed) == ["overwhelming", "industrial"]
-    # A gloss the writings lack leaves the row to the embedder and its margin.
-    assert translate(rows, targets, words, tokens, margin=0.01, allowed=[frozenset({"crush"})]) == ["career"]
+    # A word without a dictionary entry (None) is left to the embedder and its margin; a word the
+    # dictionary knows whose equivalents the writings lack is not translated: "career" leads row 1
+    # by far, and still is no translation of a word the dictionary says means "factory".
+    assert translate(rows, targets, words, tokens, margin=0.01, allowed=[None, None]) == ["career"]
+    assert translate(rows, targets, words, tokens, margin=0.01, allowed=[None, frozenset({"factori"})]) == []
+    # Derived forms that Snowball stems apart still meet: "verification" (verif) and "verify" (verifi).
+    allowed = [frozenset({"verif"}), None]
+    verify = translate(
+        rows, targets, ["verify", "rapid", "industrial", "career"], ["verifi", *tokens[1:]], 0.01, None, allowed
+    )
+    assert verify == ["verify", "career"]
 
 
 def test_the_dictionary_gives_one_word_equivalents_both_ways() -> None:
@@ -115,7 +124,7 @@ def test_the_dictionary_gives_one_word_equivalents_both_ways() -> None:
     assert len(ko_en) > 10_000 and len(en_ko) > 5_000
     assert "theori" in glosses("이론", "en") and "overwhelm" in glosses("압도", "en")
     assert glosses("착시", "en") == frozenset()  # only "optical illusion": two words, no equivalent
-    assert glosses("인턴십", "en") == frozenset()  # no entry
+    assert glosses("인턴십", "en") is None  # no entry
     assert "주말" in glosses("weekend", "ko")
     assert all(len(w) >= 2 for w in ko_en)
 
@@ -125,3 +134,6 @@ def test_a_korean_word_the_embedder_alone_missed_is_bridged_by_the_dictionary(ag
     intern's English essay; the embedder alone took neither (no lead over the next word)."""
     assert "overwhelming" in agent.bridge("intern", "분야의 속도에 압도될 때 가장 도움이 되는 건 뭐라고 보세요?")
     assert "industrial" in agent.bridge("intern", "박사과정 중 산업체 경험은 어떤 의미가 있다고 보세요?")
+    # 성공 (success) is a word the dictionary knows and Raj's English never uses: no translation,
+    # where the embedder alone took its neighbour "lucky".
+    assert agent.bridge("raj", "unlearning으로 문제 데이터를 완전히 지우는 데 성공하셨다면서요?") == []
