@@ -11,6 +11,7 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 from agent.backends import AnswerRequest, get_backend, resolve_name
+from agent.citations import MARKER
 from agent.compose import (
     SAME_LANGUAGE,
     VIEW_TERMS,
@@ -207,14 +208,27 @@ def standalone_question(question: str, history: list[dict[str, str]], condenser:
     return rewritten or condense(question, history)
 
 
-def condense(question: str, history: list[dict[str, str]]) -> str:
-    """A follow-up ("Why did that happen?", "그 다음엔?") borrows the previous question's subject."""
+# Characters of the reply a follow-up is asked about that its search reads (cut at a word).
+REPLY_CHARS = 200
+
+
+def condense(question: str, history: list[dict[str, str]], reply: bool = True) -> str:
+    """A follow-up ("Why did that happen?", "그 다음엔?") borrows the previous question's subject and
+    (``reply``) the opening of the reply it got (up to ``REPLY_CHARS``, markers removed): "그건 어떻게
+    극복하셨어요?" (how did you get over *that*?) after "처음엔 임포스터 신드롬이 심했어요." asks
+    about what the reply named, which the previous question never did. Without ``reply``: what the
+    asker said only, which question understanding reads (agent.question: a name in the persona's
+    own reply is no premise of the asker's)."""
     previous = [m["content"] for m in history if m["role"] == "user"]
     if not previous:
         return question
     short = len(question.split()) <= 6 or len(question) <= 20
     if short or _FOLLOW_UP.search(question):
-        return f"{previous[-1]} {question}"
+        last = history[-1]["content"] if reply and history[-1]["role"] == "assistant" else ""
+        said = " ".join(MARKER.sub("", last).split())
+        if len(said) > REPLY_CHARS:
+            said = said[:REPLY_CHARS].rsplit(" ", 1)[0]
+        return " ".join(p for p in (previous[-1], said, question) if p)
     return question
 
 
@@ -296,7 +310,10 @@ class Agent:
         idx = self.retriever.index(card.id)
         # The index answers the vocabulary look-ups (has_word): a large persona's whole text is
         # never loaded for them.
-        understood = understand(standalone, idx, idx.langs)
+        # The asker's words are understood, not the persona's own reply that a follow-up's search
+        # reads (condense): a name the reply wrote one way ("LinkedIn-popular") is no premise.
+        asked = condense(text, hist, reply=False) if standalone == condense(text, hist) else standalone
+        understood = understand(asked, idx, idx.langs)
         view_offsets: set[tuple[int, int]] = set()
         # The question's words the writings lack, with the writings' words they translate to in the
         # other language (agent.bridge): what the term overlap of views and windows reads.

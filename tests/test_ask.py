@@ -128,6 +128,27 @@ def test_follow_up_uses_history(agent: Any) -> None:
     assert any(c.title == "First Steps as a Researcher" for c in answer.citations)
 
 
+def test_a_follow_up_reads_the_opening_of_the_reply_it_follows() -> None:
+    """condense: "How did you get over that?" asks about what the reply named (imposter syndrome),
+    which the previous question never did; markers are dropped and a long reply is cut at a word."""
+    from agent.pipeline import REPLY_CHARS, condense
+
+    history = [
+        {"role": "user", "content": "Was the start of the internship hard?"},
+        {"role": "assistant", "content": "At first the imposter syndrome hit me hard. [1]"},
+    ]
+    assert condense("How did you get over that?", history) == (
+        "Was the start of the internship hard? At first the imposter syndrome hit me hard. How did you get over that?"
+    )
+    long_reply = [history[0], {"role": "assistant", "content": "word " * 100 + "[2]"}]
+    said = condense("Why?", long_reply).removeprefix(history[0]["content"]).removesuffix("Why?").strip()
+    assert said and len(said) <= REPLY_CHARS and "[" not in said and said.endswith("word")
+    # A question that stands alone, or a history without a question, is left as it is.
+    alone = "What did you learn from your first big training run back in 2019?"
+    assert condense(alone, history) == alone
+    assert condense("Why?", [{"role": "assistant", "content": "Hello."}]) == "Why?"
+
+
 def test_streaming_yields_text_then_one_answer(agent: Any) -> None:
     items = list(agent.ask_stream("What did you learn about unlearning?"))
     assert all(isinstance(i, str) for i in items[:-1]) and isinstance(items[-1], Answer)
