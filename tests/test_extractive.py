@@ -463,3 +463,16 @@ def test_a_view_joins_a_leads_answer_only_holding_as_much_of_the_question() -> N
     # Asked in Korean of English windows: the share decides as well.
     assert [sp.passage for sp in select_spans([lead_w, weaker], "ko", lead={0})] == [0]
     assert [sp.passage for sp in select_spans([lead_w, same], "ko", lead={0})] == [0, 1]
+
+
+def test_a_view_lead_holding_none_of_the_questions_terms_gives_way_to_a_view_that_does() -> None:
+    """The view ranking's lead entry quotes none of the question's terms while another entry's view
+    window does ("임포스터 신드롬에 대해 어떻게 생각하세요?" led with a lesson about old papers): that
+    entry leads. A lead holding any of the terms keeps its place."""
+    a, b = _chunk("a", TEXT), _chunk("b", OTHER, start=1000, title="Scaling")
+    sa, sb = _sentences(a, 0), _sentences(b, 1)
+    other = Scored(Window(tuple(sb[:2])), 0.29, 0.8, 0.05, 0.3, view=True)
+    bare = Scored(Window(tuple(sa[3:])), 0.30, 0.8, 0.05, 0.0, view=True)
+    assert _answer([bare, other], [a, b], kind="view").citations[0].title == "Scaling"
+    holding = Scored(bare.window, 0.30, 0.8, 0.05, 0.1, view=True)
+    assert _answer([holding, other], [a, b], kind="view").citations[0].title == "First Steps"

@@ -105,6 +105,15 @@ class ExtractiveBackend:
             first = request.passages[0].chunk
             entry = (first.source, first.title)
             lead = {i for i, r in enumerate(request.passages) if (r.chunk.source, r.chunk.title) == entry}
+            if not any(x.lexical > 0 for x in scored if x.window.passage in lead):
+                # The lead entry holds none of the question's terms while another entry's view does
+                # ("임포스터 신드롬에 대해 어떻게 생각하세요?": a lesson about old papers led, and the
+                # imposter-syndrome paragraph only joined it): the entry that speaks to it leads.
+                holding = [x for x in scored if x.view and x.lexical > 0]
+                if holding:
+                    top = request.passages[max(holding, key=lambda x: x.score).window.passage].chunk
+                    entry = (top.source, top.title)
+                    lead = {i for i, r in enumerate(request.passages) if (r.chunk.source, r.chunk.title) == entry}
         # A question about an event names its setup; what came of it follows (compose.FOLLOW).
         # A view answer whose lead entry states no view outright tells it through a story: what
         # came of it follows, as for an event ("One reviewer objected ... I wrote a rebuttal." ->
