@@ -132,20 +132,22 @@ def dictionary() -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
         word, meaning = str(entry.get("word", "")), str(entry.get("meaning", ""))
         if len(word) < 2 or not _HANGUL_WORD.fullmatch(word):
             continue
-        ko_en.setdefault(word, set())
-        for sense in meaning.split(";"):
-            toks = lexical_tokens(sense.strip()) if sense.strip().isascii() else []
+        heads = ko_en.setdefault(word, set())
+        for sense in (x.strip() for x in meaning.split(";")):
+            toks = lexical_tokens(sense) if sense.isascii() else []
             if len(toks) == 1:
-                ko_en.setdefault(word, set()).add(toks[0])
+                heads.add(toks[0])
                 en_ko.setdefault(toks[0], set()).add(word)
     return ({k: frozenset(v) for k, v in ko_en.items()}, {k: frozenset(v) for k, v in en_ko.items()})
 
 
+@lru_cache(maxsize=4096)
 def glosses(word: str, lang: str) -> frozenset[str] | None:
     """The lexical tokens ``word`` (a question word) may translate to in ``lang`` by the dictionary
     (:func:`dictionary`): for "en", the English equivalents of a Korean word; for "ko", the Korean
     headwords (their own lexical tokens) an English word is an equivalent of. None when the
-    dictionary has no entry for it (an empty set: an entry without a one-word equivalent)."""
+    dictionary has no entry for it (an empty set: an entry without a one-word equivalent). Cached:
+    the Korean headwords of an English word are tokenised by Kiwi once, not for every question."""
     ko_en, en_ko = dictionary()
     if lang == "en":
         return ko_en.get(word)

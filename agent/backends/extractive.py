@@ -100,29 +100,26 @@ class ExtractiveBackend:
         # A view question's passages come in the order the view ranking settled on (agent.pipeline
         # Agent.views_first, which marks the windows holding its chosen views): the first passage's
         # entry (all its retrieved chunks) leads.
-        lead: set[int] | None = None
+        led: set[int] | None = None
         if kind == "view" and any(x.view for x in scored) and request.passages:
-            first = request.passages[0].chunk
-            entry = (first.source, first.title)
-            lead = {i for i, r in enumerate(request.passages) if (r.chunk.source, r.chunk.title) == entry}
-            if not any(x.lexical > 0 for x in scored if x.window.passage in lead):
+            entry_of = [(r.chunk.source, r.chunk.title) for r in request.passages]
+            lead_entry = entry_of[0]
+            holding = [x for x in scored if x.view and x.lexical > 0]
+            if holding and not any(x.lexical > 0 for x in scored if entry_of[x.window.passage] == lead_entry):
                 # The lead entry holds none of the question's terms while another entry's view does
                 # ("임포스터 신드롬에 대해 어떻게 생각하세요?": a lesson about old papers led, and the
                 # imposter-syndrome paragraph only joined it): the entry that speaks to it leads.
-                holding = [x for x in scored if x.view and x.lexical > 0]
-                if holding:
-                    top = request.passages[max(holding, key=lambda x: x.score).window.passage].chunk
-                    entry = (top.source, top.title)
-                    lead = {i for i, r in enumerate(request.passages) if (r.chunk.source, r.chunk.title) == entry}
+                lead_entry = entry_of[max(holding, key=lambda x: x.score).window.passage]
+            led = {i for i, e in enumerate(entry_of) if e == lead_entry}
         # A question about an event names its setup; what came of it follows (compose.FOLLOW).
         # A view answer whose lead entry states no view outright tells it through a story: what
         # came of it follows, as for an event ("One reviewer objected ... I wrote a rebuttal." ->
         # "After three review rounds, the reviewer finally changed their position.").
-        untold = lead is not None and not any(x.view and x.window.passage in lead for x in scored)
+        untold = led is not None and not any(x.view and x.window.passage in led for x in scored)
         follow = 0 if kind == "view" and not untold else FOLLOW
         told_once = request.context.get("told_once", ())
         spans: list[Span] = select_spans(
-            scored, request.lang, self._max_passages(), lead=lead, follow=follow, told_once=told_once
+            scored, request.lang, self._max_passages(), lead=led, follow=follow, told_once=told_once
         )
         other = bool(spans) and spans[0].lang != request.lang
         lead = lead_for(kind, request.lang, other, unaddressed)
