@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import threading
@@ -30,7 +31,7 @@ from agent.coverage import Coverage, abstain_text, assess
 from agent.personas import DEFAULT_PERSONA, PersonaCard, get_persona, list_personas
 from agent.question import understand
 from agent.reasoning import strip_reasoning
-from agent.views import View, build_inventory
+from agent.views import View, build_inventory, states_view
 from knowledge.config import Settings
 from knowledge.decode import clean
 from knowledge.errors import IndexMissingError, InputError
@@ -76,6 +77,24 @@ def only_titles(text: str) -> bool:
 def entries(passages: Sequence[Retrieved]) -> list[tuple[str, str]]:
     """The distinct entries ``(source, title)`` of ``passages``, in their order."""
     return list(dict.fromkeys((r.chunk.source, r.chunk.title) for r in passages))
+
+
+PROMPT_SHARE = 0.5  # least share of a question's terms the question a written answer answers must hold
+
+
+def asked_here(view: View, weights: dict[str, float]) -> View | None:
+    """``view`` as the view ranking weighs it for a question of terms ``weights`` (all its terms,
+    agent.compose.question_terms with ``unknown``): a written answer to a question the writing puts
+    (``View.prompt``) is a view on that question only when the written question holds at least
+    ``PROMPT_SHARE`` of the asker's IDF-weighted terms ("Can a language model be said to think?"
+    and 'So is the model "thinking"?'); else it is a view on its own words when they state one
+    (agent.views.states_view) and no view at all when they do not ("I don't know. But something
+    similar is happening." alone is close to every question). A term the writings never use counts
+    against the share: "Will making models ever larger keep paying off?" is not asked by
+    'So is the model "thinking"?'."""
+    if not view.prompt or term_share(weights, view.prompt) >= PROMPT_SHARE:
+        return view
+    return dataclasses.replace(view, prompt="") if states_view(view.text) else None
 
 
 def settle_lead(passages: Sequence[Retrieved], scored: Sequence[Any]) -> list[Retrieved]:
@@ -445,8 +464,9 @@ class Agent:
         (agent.compose.select_spans). Shapes: ``len(passages) <= len(out) <= len(passages) + best + 1``;
         offsets are ``(start, end)`` in the source file.
 
-        A view is scored as "entry title: sentence" (the title carries the topic a short view
-        leaves implicit, "Alignment 문제와 밤샘 논쟁: 이건 기술 문제가 아니야."): cosine lifted
+        A view is scored as "entry title: sentence" (``View.embedded``: the title carries the topic a
+        short view leaves implicit, "Alignment 문제와 밤샘 논쟁: 이건 기술 문제가 아니야."; the
+        writer's answer to a question the writing puts carries that question too): cosine lifted
         above its language's mean (as agent.compose scores windows), less its hubness, plus
         ``VIEW_LEXICAL`` times the share of the question's IDF-weighted terms (those the writings
         use) it holds, where a question term also matches a longer written word it begins
@@ -459,10 +479,14 @@ class Agent:
         idx = self.retriever.index(persona)
         pool, inventory = self._view_pool(persona, question, vector, passages)
         chunk_of = {c.id: c for c in pool}
-        views = [v for v in inventory if instruction_like(v.text) is None]
+        # Only terms the writings use: a topic they never name is the question kind's business
+        # (agent.question), and would otherwise drown the terms a view can match.
+        weights = question_terms(question, self.idf(persona), extra)
+        whole = question_terms(question, self.idf(persona), extra, unknown=True)
+        views = [v for v in (asked_here(v, whole) for v in inventory) if v and instruction_like(v.text) is None]
         if not views:
-            return passages, set()
-        texts = [f"{v.title}: {v.text}" for v in views]
+            return passages, {}
+        texts = [v.embedded for v in views]
         vecs = self.sentences.embed(texts)
         q = np.asarray(vector, dtype=np.float32)
         unit = vecs / (np.linalg.norm(vecs, axis=1, keepdims=True) + 1e-9)
@@ -480,15 +504,12 @@ class Agent:
         means = {
             lang: float(np.mean([s for v, s in zip(views, sims, strict=True) if v.lang == lang])) for lang in langs
         }
-        # Only terms the writings use: a topic they never name is the question kind's business
-        # (agent.question), and would otherwise drown the terms a view can match.
-        weights = question_terms(question, self.idf(persona), extra)
         lifted = [float(sim) - means[v.lang] for v, sim in zip(views, sims, strict=True)]
         lexical = [term_share(weights, text) for text in texts]  # "entry title: sentence", as embedded
         scores = [x + VIEW_LEXICAL * y for x, y in zip(lifted, lexical, strict=True)]
         # The question's terms in the view sentence itself (not its entry's title): "Is scaling the
         # road to superintelligence?" -> "Scaling might not be the answer."
-        own = [term_share(weights, v.text) for v in views]
+        own = [term_share(weights, v.own) for v in views]
         # Each language's views are ranked on their own and the lists interleaved, the question's
         # language first, as the retriever interleaves its per-language lists (agent.retrieve): a
         # Korean question about a view both diaries state is led by the Korean entry.

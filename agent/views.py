@@ -13,6 +13,14 @@ verb ("I believe", "I am skeptical", "My view"), a realisation the diaries repor
 ("Styles of stance in English", *Text* 9, 1989): epistemic, attitudinal and modal markers, with
 Hyland's hedges and attitude markers ("Metadiscourse", 2005). A line of speech is a view only when
 the writer says it (:func:`speaker_is_other`): the reviewer's "This is just scaling." is not.
+
+The writer's answer to a question the writing puts (someone asks, or the writer wonders) is a view
+too, with that question kept as its ``prompt``: "Someone in the audience asked, "So is the model
+'thinking'?" Raj answered honestly. "I don't know. But something similar is happening."" The
+answer alone ("I don't know ...") is close to any question; the question it answers says what it
+is a view on. The answer is the first of the next ``ANSWER_REACH`` sentences that is the writer's
+speech or states a view, before another question; the question must be a whole sentence of at
+least ``QUESTION_WORDS`` words ("Why?" prompts nothing in particular).
 """
 
 from __future__ import annotations
@@ -74,6 +82,31 @@ class View:
     text: str
     lang: str
     when: str = ""
+    prompt: str = ""  # the question in the writing this view answers, when it answers one
+
+    @property
+    def embedded(self) -> str:
+        """What the view ranking embeds and matches terms against (agent.pipeline.Agent.views_first):
+        "entry title: [question it answers] sentence"; the title carries the topic a short view leaves
+        implicit ("Alignment 문제와 밤샘 논쟁: 이건 기술 문제가 아니야.")."""
+        return f"{self.title}: {self.prompt} {self.text}" if self.prompt else f"{self.title}: {self.text}"
+
+    @property
+    def own(self) -> str:
+        """The view's own words, without its entry's title: the question it answers and the sentence."""
+        return f"{self.prompt} {self.text}" if self.prompt else self.text
+
+
+ANSWER_REACH = 3  # sentences after a question in which the writer's answer to it is looked for
+QUESTION_WORDS = 3  # shortest question (in words) whose answer is kept as a view on it
+_QUESTION_END = re.compile(r"\?[\"”’']?\s*$")
+_LIST_MARK = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s")
+
+
+def _question(text: str) -> bool:
+    """A whole sentence that asks (it ends on a question mark, maybe inside the quote), of at least
+    ``QUESTION_WORDS`` words, not a list item."""
+    return bool(_QUESTION_END.search(text)) and len(text.split()) >= QUESTION_WORDS and not _LIST_MARK.match(text)
 
 
 _OTHER_EN = re.compile(
@@ -124,23 +157,36 @@ def build_inventory(chunks: Sequence[Chunk]) -> list[View]:
             m = _DATE.search(c.text)
             entry_date[key] = m.group(0) if m else ""
         previous = ""
+        asked, since = "", ANSWER_REACH  # the last question the writing put, and sentences since
         for s, e in speech_whole(c.text, split_sentences(c.text, c.start), c.start):
             text, before = c.text[s - c.start : e - c.start], previous
             previous = text
-            if len(text) < 12 or text.startswith("#") or not states_view(text):
+            since += 1
+            question = _question(text)
+            if question:
+                asked, since = text, 0
+            if len(text) < 12 or text.startswith("#"):
                 continue
+            quote_at = min((i for i in (text.find(q) for q in _QUOTE_MARKS) if i >= 0), default=-1)
+            speech = False
             # Speech is the writer's view only when the writer says it: the reviewer's "This is just
             # scaling. It's not emergent." is what the writer argued against.
-            quote_at = min((i for i in (text.find(q) for q in _QUOTE_MARKS) if i >= 0), default=-1)
             if quote_at >= 0:
                 # Words before the quote introduce speech only when they hand over to it ('A
                 # colleague asked, "..."'); else the quote marks a phrase ('The field is not just
                 # "scaling".'). A line that opens on speech is introduced
                 # by the sentence before, unless that is speech too.
                 own = text[:quote_at].rstrip()
+                speech = not own or own.endswith((",", ":"))
                 lead_in = (own if own.endswith((",", ":")) else "") if own else before
                 if lead_in[:1] not in _QUOTE_MARKS and speaker_is_other(lead_in):
                     continue
+            answers = not question and since <= ANSWER_REACH and (speech or states_view(text))
+            if not answers and not states_view(text):
+                continue
+            prompt = asked if answers else ""
+            if answers:
+                since = ANSWER_REACH + 1  # one answer per question
             out.append(
                 View(
                     persona=c.persona,
@@ -152,6 +198,7 @@ def build_inventory(chunks: Sequence[Chunk]) -> list[View]:
                     text=text,
                     lang=detect_lang(text),
                     when=entry_date[key],
+                    prompt=prompt,
                 )
             )
     return out

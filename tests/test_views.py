@@ -85,7 +85,8 @@ def test_a_large_personas_view_question_weighs_only_the_views_of_the_chunks_the_
     lidx = large.retriever.index("raj")
     assert 3 < len(pool) < lidx.lexical.n and {r.chunk.id for r in passages} <= {c.id for c in pool}
     ranked, _ = large.views_first("raj", question, vector, passages)
-    assert len(embedded) == 1 and embedded[0] == len(build_inventory(pool)) < len(lidx.views)
+    # The pool's views, less the written answers to questions this one does not ask (asked_here).
+    assert len(embedded) == 1 and 0 < embedded[0] <= len(build_inventory(pool)) < len(lidx.views)
     assert ranked[0].chunk.title == "Alignment 문제와 밤샘 논쟁"
 
 
@@ -178,3 +179,44 @@ def test_is_not_states_a_view_as_isnt_does() -> None:
     )
     assert states_view("Scaling isn't the answer.")
     assert not states_view("The loss exploded in week two.")
+
+
+def test_a_written_answer_keeps_the_question_it_answers() -> None:
+    """The writer's answer to a question the writing puts is a view with that question as its prompt,
+    even when the answer alone states nothing ("I don't know ..."); a question of fewer than
+    QUESTION_WORDS words ("Why?") prompts nothing, and another's answer is no view."""
+    text = (
+        "I presented at a conference. Someone in the audience asked, \"So is the model 'thinking'?\" "
+        'Raj answered honestly. "I don\'t know. But something similar is happening." Then it broke. "Why?" '
+        'I reanalyzed the data. I said, "Scaling might not be the answer." A colleague asked, "Then what '
+        'is the answer?" The reviewer replied, "Nobody knows."'
+    )
+    views = build_inventory([_chunk(text)])
+    by_text = {v.text: v for v in views}
+    answer = by_text['"I don\'t know. But something similar is happening."']
+    assert answer.prompt == "Someone in the audience asked, \"So is the model 'thinking'?\""
+    assert answer.embedded == f"Scaling: {answer.prompt} {answer.text}" and answer.own.startswith("Someone")
+    assert by_text['I said, "Scaling might not be the answer."'].prompt == ""
+    assert not any("Nobody knows" in v.text for v in views)
+
+
+def test_a_written_answer_is_a_view_only_on_the_question_it_answers() -> None:
+    """agent.pipeline.asked_here: the answer with its prompt when the written question holds at
+    least PROMPT_SHARE of the asker's terms (terms the writings never use count against it); else
+    the sentence alone when it states a view, else nothing."""
+    from dataclasses import replace
+
+    from agent.compose import question_terms
+    from agent.pipeline import asked_here
+
+    idf = {"model": 1.0, "think": 2.0, "know": 1.5, "research": 1.2}
+    (answer,) = [
+        v for v in build_inventory([_chunk('Someone asked, "Does the model think?" I answered. "I don\'t know."')])
+    ]
+    assert answer.prompt and answer.text == '"I don\'t know."'
+    asked = question_terms("Can a language model be said to think?", idf, unknown=True)
+    assert asked_here(answer, asked) == answer
+    other = question_terms("Will making models ever larger keep paying off?", idf, unknown=True)
+    assert asked_here(answer, other) is None
+    stated = replace(answer, text='"No. That\'s why we do research."')
+    assert asked_here(stated, other) == replace(stated, prompt="")

@@ -128,6 +128,8 @@ def warm_sentences(agent: Any, persona: str, batch: int = 512) -> int:
     view (agent.compose, agent.views), and the words a question in the other language may be
     bridged to (agent.bridge), into the agent's on-disk sentence vectors. Returns how many
     texts were looked at; only those not on disk yet reach the model."""
+    from dataclasses import replace
+
     from agent.bridge import target_langs, target_words
     from agent.compose import candidate_sentences
     from agent.retrieve import SCAN_CHUNKS
@@ -135,7 +137,8 @@ def warm_sentences(agent: Any, persona: str, batch: int = 512) -> int:
 
     idx = agent.retriever.index(persona)
     texts = [s.text for s in candidate_sentences([Retrieved(chunk=c, score=0.0) for c in idx.chunks])]
-    texts += [f"{v.title}: {v.text}" for v in idx.views]
+    # A written answer is weighed with the question it answers or, for other questions, alone.
+    texts += [t for v in idx.views for t in (v.embedded, replace(v, prompt="").embedded)]
     if idx.lexical.n <= SCAN_CHUNKS:  # the words a question in the other language may meet (agent.bridge)
         for lang in target_langs(idx.langs):
             texts += target_words(lang, idx.corpus_lower, idx.lexical.terms)[0]
