@@ -324,13 +324,20 @@ VIEW_TERMS = 0.05  # for view questions: weight of the question's terms held by 
 _SAYING = frozenset(lexical_tokens("say says said saying tell tells told"))
 
 
-def question_terms(question: str, idf: dict[str, float] | None, extra: Sequence[str] = ()) -> dict[str, float]:
+def question_terms(
+    question: str, idf: dict[str, float] | None, extra: Sequence[str] = (), unknown: bool = False
+) -> dict[str, float]:
     """The terms of a view question the writings use, with their idf (``idf``: the persona's,
     agent.retrieve): a topic they never name is the question kind's business (agent.question), not
     a term to match; verbs of saying (``_SAYING``) frame the question rather than name its topic.
-    ``extra``: lexical tokens taken as the question's own (see :func:`score_windows`)."""
+    ``extra``: lexical tokens taken as the question's own (see :func:`score_windows`). With
+    ``unknown``, the terms the writings never use are kept too, at the highest idf (the weight of
+    the rarest written term): for a share of the whole question."""
     known = idf or {}
     terms = set(lexical_tokens(question)) | set(extra)
+    if unknown:
+        top = max(known.values(), default=1.0)
+        return {t: known.get(t, top) for t in terms if t not in _SAYING}
     return {t: known[t] for t in terms if t in known and t not in _SAYING}
 
 
@@ -397,6 +404,23 @@ _INTRODUCES_SPEECH = re.compile(
     re.IGNORECASE,
 )
 _OPEN_QUOTES = ('"', "“", "'", "‘")
+
+# A sentence that opens another story: it sets a new time first ("Six months ago, I built a tool
+# ...", "One weekend, ...", "Last week, a PhD student asked ...", "3개월 전, ...", "지난주, ..."),
+# not one that goes on in the same story ("That day, ...", "Two days later, ...", "그날 ...").
+# A diary that runs its stories together in one entry (Raj's English one) puts one right after the
+# end of the last; a quote that ends on it stops on the first line of a story it does not tell.
+_OPENS_STORY = re.compile(
+    r"^\s*(?:(?:last|one) (?:year|week|month|weekend|day|night|morning|evening|summer|winter)"
+    r"|(?:\w+|\d+) (?:days?|weeks?|months?|years?) ago|in (?:19|20)\d{2}\b"
+    r"|(?:19|20)\d{2}년|작년|지난\s*(?:주|달|해|주말)|어느\s*(?:날|주말|밤)|\d+\s*(?:일|주|개월|년)\s*전)",
+    re.IGNORECASE,
+)
+
+
+def opens_story(sentence: str) -> bool:
+    """True when ``sentence`` opens on a new time setting (``_OPENS_STORY``)."""
+    return bool(_OPENS_STORY.match(sentence))
 
 
 def introduces_speech(sentence: str) -> bool:
@@ -525,6 +549,8 @@ def select_spans(
             sents = sents + after  # "The reasons were:" goes on with the first of them
         elif not after and len(sents) > 1 and sents[-1].text.rstrip().endswith(":"):
             sents = sents[:-1]  # "Here is my view:" with nothing after it in the passage: left out
+        if len(sents) > 1 and opens_story(sents[-1].text):
+            sents = sents[:-1]  # "... something similar is happening." ends there, not on "Six months ago, ..."
         # The span's language is its text's, not its first sentence's ("Parameter update 없이." opens
         # a Korean span).
         lang = detect_lang(" ".join(x.text for x in sents))

@@ -476,3 +476,27 @@ def test_a_view_lead_holding_none_of_the_questions_terms_gives_way_to_a_view_tha
     assert _answer([bare, other], [a, b], kind="view").citations[0].title == "Scaling"
     holding = Scored(bare.window, 0.30, 0.8, 0.05, 0.1, view=True)
     assert _answer([holding, other], [a, b], kind="view").citations[0].title == "First Steps"
+
+
+def test_a_span_never_ends_on_the_first_line_of_another_story() -> None:
+    """A diary that runs its stories together: the quote of the conference answer stops before
+    "Six months ago, ..." opens the next story, which it does not tell."""
+    from agent.compose import opens_story
+
+    text = (
+        'Someone in the audience asked, "So is the model thinking?" I answered honestly. '
+        '"I don\'t know. But something similar is happening." Six months ago, I built a tool to '
+        "visualize attention patterns. Some heads looked random."
+    )
+    chunk = _chunk("a", text)
+    sents = _sentences(chunk, 0)
+    answer = _answer([_scored(sents[:4], 0.2)], [chunk], kind="view")
+    quote = answer.citations[0].quote
+    assert quote.endswith('something similar is happening."') and "Six months ago" not in quote
+    assert all(opens_story(s) for s in ("One weekend, I ran experiments.", "3개월 전, 동료와 논쟁했다.", "In 2022, I"))
+    assert not any(
+        opens_story(s) for s in ("I ran experiments last week.", "That day, Raj learned: failure.", "그날 나는 배웠다.")
+    )
+    # A span of that one line alone is kept: it is what the window holds.
+    alone = _answer([_scored(sents[3:4], 0.2)], [chunk], kind="view")
+    assert alone.citations[0].quote.startswith("Six months ago")
