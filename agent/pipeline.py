@@ -123,6 +123,21 @@ def settle_lead(passages: Sequence[Retrieved], scored: Sequence[Any]) -> list[Re
     return [r for i in settled for r in passages if (r.chunk.source, r.chunk.title) == order[i]]
 
 
+def lead_with_terms(passages: Sequence[Retrieved], scored: Sequence[Any]) -> list[Retrieved]:
+    """``passages`` with another entry first when the leading entry's windows hold none of the
+    question's terms (``Scored.lexical``; across languages, the bridge's translations) while a
+    window holding a chosen view (``Scored.view``, after agent.compose.boost_views) does: its entry,
+    that of the best such window, leads ("임포스터 신드롬에 대해 어떻게 생각하세요?" was led by a
+    lesson about old papers and the imposter-syndrome paragraph only joined it). Same chunks, same
+    length; otherwise the order is kept."""
+    entry = [(r.chunk.source, r.chunk.title) for r in passages]
+    holding = [x for x in scored if x.view and x.lexical > 0]
+    if not entry or not holding or any(x.lexical > 0 for x in scored if entry[x.window.passage] == entry[0]):
+        return list(passages)
+    new = entry[max(holding, key=lambda x: x.score).window.passage]
+    return sorted(passages, key=lambda r: (r.chunk.source, r.chunk.title) != new)
+
+
 _NAME_WORD = re.compile(r"\b[A-Z][\w-]*")
 
 
@@ -361,6 +376,12 @@ class Agent:
             view_offsets = {best_views[e] for e in entries(passages)[:VIEW_ENTRIES] if e in best_views}
         if view_offsets:
             scored = boost_views(scored, view_offsets)
+            relead = lead_with_terms(passages, scored)
+            if relead[0].chunk.id != passages[0].chunk.id:
+                # The new lead is one of the first VIEW_ENTRIES entries (those whose views are
+                # chosen), so the chosen views stay; the windows are scored over the new order.
+                passages = relead
+                scored = boost_views(self._score(passages, standalone, vector, card.id, extra), view_offsets)
         elif understood.kind == "fact" and asks_lesson(standalone):
             entry = [(r.chunk.source, r.chunk.title) for r in passages]
             scored = boost_lessons(scored, lambda a, b: entry[a] == entry[b])

@@ -469,13 +469,21 @@ def test_a_view_lead_holding_none_of_the_questions_terms_gives_way_to_a_view_tha
     """The view ranking's lead entry quotes none of the question's terms while another entry's view
     window does ("임포스터 신드롬에 대해 어떻게 생각하세요?" led with a lesson about old papers): that
     entry leads. A lead holding any of the terms keeps its place."""
+    from agent.pipeline import lead_with_terms
+
     a, b = _chunk("a", TEXT), _chunk("b", OTHER, start=1000, title="Scaling")
     sa, sb = _sentences(a, 0), _sentences(b, 1)
+    passages = [Retrieved(a, 1.0), Retrieved(b, 0.9)]
     other = Scored(Window(tuple(sb[:2])), 0.29, 0.8, 0.05, 0.3, view=True)
     bare = Scored(Window(tuple(sa[3:])), 0.30, 0.8, 0.05, 0.0, view=True)
-    assert _answer([bare, other], [a, b], kind="view").citations[0].title == "Scaling"
+    assert [r.chunk.id for r in lead_with_terms(passages, [bare, other])] == ["b", "a"]
     holding = Scored(bare.window, 0.30, 0.8, 0.05, 0.1, view=True)
-    assert _answer([holding, other], [a, b], kind="view").citations[0].title == "First Steps"
+    assert [r.chunk.id for r in lead_with_terms(passages, [holding, other])] == ["a", "b"]
+    # Only a window holding a chosen view takes the lead; one that merely holds a term does not.
+    plain = Scored(other.window, 0.29, 0.8, 0.05, 0.3, view=False)
+    assert [r.chunk.id for r in lead_with_terms(passages, [bare, plain])] == ["a", "b"]
+    # The backend leads with the first passage's entry, as given.
+    assert _answer([bare, other], [a, b], kind="view").citations[0].title == "First Steps"
 
 
 def test_a_span_never_ends_on_the_first_line_of_another_story() -> None:

@@ -97,20 +97,13 @@ class ExtractiveBackend:
         unaddressed = tuple(getattr(coverage, "unaddressed", ()) or ())
         if kind == "view":
             scored = rerank_views(scored, request.standalone, self._idf(request.persona.id), states_view)
-        # A view question's passages come in the order the view ranking settled on (agent.pipeline
-        # Agent.views_first, which marks the windows holding its chosen views): the first passage's
-        # entry (all its retrieved chunks) leads.
+        # A view question's passages come in the order the view ranking settled on (agent.pipeline:
+        # Agent.views_first, which marks the windows holding its chosen views, then settle_lead and
+        # lead_with_terms): the first passage's entry (all its retrieved chunks) leads.
         led: set[int] | None = None
         if kind == "view" and any(x.view for x in scored) and request.passages:
             entry_of = [(r.chunk.source, r.chunk.title) for r in request.passages]
-            lead_entry = entry_of[0]
-            holding = [x for x in scored if x.view and x.lexical > 0]
-            if holding and not any(x.lexical > 0 for x in scored if entry_of[x.window.passage] == lead_entry):
-                # The lead entry holds none of the question's terms while another entry's view does
-                # ("임포스터 신드롬에 대해 어떻게 생각하세요?": a lesson about old papers led, and the
-                # imposter-syndrome paragraph only joined it): the entry that speaks to it leads.
-                lead_entry = entry_of[max(holding, key=lambda x: x.score).window.passage]
-            led = {i for i, e in enumerate(entry_of) if e == lead_entry}
+            led = {i for i, e in enumerate(entry_of) if e == entry_of[0]}
         # A question about an event names its setup; what came of it follows (compose.FOLLOW).
         # A view answer whose lead entry states no view outright tells it through a story: what
         # came of it follows, as for an event ("One reviewer objected ... I wrote a rebuttal." ->
