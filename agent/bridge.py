@@ -44,7 +44,7 @@ from functools import lru_cache
 import numpy as np
 
 from knowledge.config import BUNDLED_SOURCES
-from knowledge.text import STOPWORDS, detect_lang, korean_morphemes, lexical_tokens
+from knowledge.text import STOPWORDS, detect_lang, has_hangul, korean_morphemes, lexical_tokens
 
 MARGIN = 0.01  # cosine lead of the nearest target token over the next one (see the module docstring)
 DEPTH = 20  # nearest target words looked at per question word
@@ -155,6 +155,24 @@ def glosses(word: str, lang: str) -> frozenset[str] | None:
     if not toks:
         return None
     return frozenset(h for t in toks for head in en_ko[t] for h in lexical_tokens(head))
+
+
+def known_across(question: str, vocabulary: frozenset[str] | set[str]) -> frozenset[str]:
+    """The lexical tokens of an English ``question`` that ``vocabulary`` (the writings' lexical
+    tokens) lacks but whose Korean equivalent it holds: a Korean Learners' Dictionary headword
+    (:func:`dictionary`) that has the token among its one-word English equivalents and is itself
+    one of the writings' tokens ("problem" -> 문제, "debate" -> 논쟁 in Raj's Korean diary). The
+    headword must be a token whole: verbs and adjectives are headwords in their -다 form, which
+    Kiwi splits, so only uninflected words (nouns) count; common verbs map to noise ("run" ->
+    달려가다). For the unknown-word share of the abstention rule (agent.coverage.features): a
+    question that names, in English, what the writer wrote about only in Korean is not asking
+    about words the writings never use. Empty for a Korean question."""
+    if has_hangul(question):
+        return frozenset()
+    en_ko = dictionary()[1]
+    return frozenset(
+        t for t in lexical_tokens(question) if t not in vocabulary and any(h in vocabulary for h in en_ko.get(t, ()))
+    )
 
 
 def same_word(token: str, gloss: str) -> bool:

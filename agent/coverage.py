@@ -54,6 +54,7 @@ def features(
     own_best: dict[str, float] | None = None,
     cohort_best: dict[str, float] | None = None,
     skip: frozenset[str] = frozenset(),
+    also_known: frozenset[str] = frozenset(),
 ) -> dict[str, float]:
     """Signals of coverage. ``cross`` marks a question the writings can only answer in another
     language: cosines across languages run lower for the same relevance, so the rule must know.
@@ -61,7 +62,8 @@ def features(
     their dictionary forms (knowledge.text.lemma_tokens: "larger" is known to writings that say
     "large") (0 when
     the question is in another language than the writings, or no ``vocabulary`` is given); the
-    tokens in ``skip`` are left out of it.
+    tokens in ``skip`` are left out of it, and those in ``also_known`` count as used (the English
+    words whose Korean equivalents the writings use, agent.bridge.known_across).
     ``view``: 1 for a view question (agent.question), whose opinion frame matches nothing.
     ``cohort_margin`` (cosine units): :func:`cohort_margin` of ``own_best`` and ``cohort_best``."""
     cross = 0.0 if question_lang in persona_langs else 1.0
@@ -74,7 +76,9 @@ def features(
             # "large-scale" of the writings): Snowball stems leave comparatives and irregular verbs apart.
             lemmas = english_lemmas(question) if not has_hangul(question) else {}
             unknown = sum(
-                1 for t in words if t not in vocabulary and not lemmas.get(t, frozenset()) & vocabulary
+                1
+                for t in words
+                if t not in vocabulary and t not in also_known and not lemmas.get(t, frozenset()) & vocabulary
             ) / len(words)
     if not scored:
         return {name: 0.0 for name in FEATURES} | {
@@ -152,19 +156,25 @@ _FRAME = frozenset(
 )
 
 
-def speaks_to(q: Question, vocabulary: frozenset[str] | set[str], persona_langs: tuple[str, ...]) -> bool:
+def speaks_to(
+    q: Question,
+    vocabulary: frozenset[str] | set[str],
+    persona_langs: tuple[str, ...],
+    also_known: frozenset[str] = frozenset(),
+) -> bool:
     """False when a view question names nothing the writings use once its unaddressed topics and
     its opinion frame are set aside ("What do you think about the EU AI Act?"); True otherwise,
     and always when the question's language is not one of the writings' (words cannot be compared).
     A Korean word of a Korean question to writings that hold English too is not judged by it: the
     writer may have used its English ("GPT-4는 정말 추론한다고 보세요?" to Raj, whose Korean diary
-    never says 추론 and whose English one says "reason"); the calibrated rule decides alone then."""
+    never says 추론 and whose English one says "reason"); the calibrated rule decides alone then.
+    An English word in ``also_known`` is used (agent.bridge.known_across: the writer used its Korean)."""
     if q.kind != "view" or not q.unaddressed or q.lang not in persona_langs:
         return True
     topic = set(lexical_tokens(" ".join(q.unaddressed)))
     rest = [t for t in lexical_tokens(q.text) if t not in topic and t not in _FRAME]
     other = q.lang == "ko" and "en" in persona_langs
-    return any(t in vocabulary or (other and has_hangul(t)) for t in rest)
+    return any(t in vocabulary or t in also_known or (other and has_hangul(t)) for t in rest)
 
 
 def assess(
@@ -177,6 +187,7 @@ def assess(
     vocabulary: frozenset[str] | set[str] | None = None,
     own_best: dict[str, float] | None = None,
     cohort_best: dict[str, float] | None = None,
+    also_known: frozenset[str] = frozenset(),
 ) -> Coverage:
     """Whether to answer: a premise, outside or off-topic question abstains; a view question
     naming a topic the writings lack is answered from the nearest stated view when the calibrated
@@ -184,7 +195,8 @@ def assess(
     text, or a :class:`agent.question.Writings` such as the persona's index), read only when
     ``understood`` is not given. ``own_best`` / ``cohort_best``: the
     best chunk cosine per language of this persona and of the other indexed personas
-    (:func:`cohort_margin`); without them the margin is 0."""
+    (:func:`cohort_margin`); without them the margin is 0. ``also_known``: question words the
+    writings use in another language (agent.bridge.known_across), counted as theirs."""
     q = understood or understand(question, corpus_text, persona_langs or (question_lang,))
     # The names the writings lack are the question kind's business (a premise, an outside subject,
     # a view's unaddressed topic): the unknown-word share reads the rest of the question. Their
@@ -192,14 +204,23 @@ def assess(
     # "로" to be read as a word the writings lack.
     skip = frozenset(lexical_tokens(" ".join(q.foreign)))
     feats = features(
-        scored, question_lang, persona_langs, q.text, vocabulary, q.kind == "view", own_best, cohort_best, skip
+        scored,
+        question_lang,
+        persona_langs,
+        q.text,
+        vocabulary,
+        q.kind == "view",
+        own_best,
+        cohort_best,
+        skip,
+        also_known,
     )
     p = probability(feats)
     if q.kind in ("premise", "outside"):
         blocked = q.premise or q.foreign
         return Coverage(False, p, feats, unknown_terms=blocked, kind=q.kind)
     relevant = p >= threshold()
-    if vocabulary is not None and not speaks_to(q, vocabulary, persona_langs or (question_lang,)):
+    if vocabulary is not None and not speaks_to(q, vocabulary, persona_langs or (question_lang,), also_known):
         relevant = False
     return Coverage(relevant, p, feats, kind=q.kind, unaddressed=q.unaddressed)
 

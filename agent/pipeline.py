@@ -385,6 +385,8 @@ class Agent:
         elif understood.kind == "fact" and asks_lesson(standalone):
             entry = [(r.chunk.source, r.chunk.title) for r in passages]
             scored = boost_lessons(scored, lambda a, b: entry[a] == entry[b])
+        from agent.bridge import known_across
+
         coverage = assess(
             text,
             scored,
@@ -393,6 +395,9 @@ class Agent:
             idx.langs,
             understood=understood,
             vocabulary=idx.lexical.vocabulary,
+            # An English question's words the writer used only in Korean (Raj's alignment view: "a
+            # technical problem" is "기술 문제" in his Korean diary alone) are not words he never used.
+            also_known=known_across(text, idx.lexical.vocabulary) if "ko" in idx.langs else frozenset(),
             own_best=self.retriever.best_cosines(card.id, vector),
             cohort_best=self.cohort_best(card.id, vector),
         )

@@ -137,3 +137,18 @@ def test_a_korean_word_the_embedder_alone_missed_is_bridged_by_the_dictionary(ag
     # 성공 (success) is a word the dictionary knows and Raj's English never uses: no translation,
     # where the embedder alone took its neighbour "lucky".
     assert agent.bridge("raj", "unlearning으로 문제 데이터를 완전히 지우는 데 성공하셨다면서요?") == []
+
+
+def test_an_english_word_the_writer_used_only_in_korean_is_known_across() -> None:
+    """known_across: "problem" is 문제 and "debate" is 논쟁 in the Korean Learners' Dictionary; writings
+    whose tokens hold those headwords use the words. A verb's headword is never a token whole
+    ("run" -> 달려가다), a word the writings use is not reported, and a Korean question gets none."""
+    from agent.bridge import known_across
+    from knowledge.text import lexical_tokens
+
+    vocabulary = frozenset(lexical_tokens("3개월 전, 동료와 alignment에 대해 밤새 논쟁했다. 이건 기술 문제가 아니야."))
+    question = "Is alignment a technical problem, or a debate we run in circles?"
+    known = known_across(question, vocabulary)
+    assert {"problem", "debat"} <= known and "run" not in known and "align" not in known
+    assert known_across("이건 기술 문제인가요?", vocabulary) == frozenset()
+    assert known_across(question, frozenset()) == frozenset()

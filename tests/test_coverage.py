@@ -197,3 +197,12 @@ def test_a_word_whose_dictionary_form_the_writings_use_is_known() -> None:
     assert cov.features["unknown_share"] == pytest.approx(1 / 4)
     cov = assess(q, _scored(0.86, 0.04, 0.4), "models", "en", ("en",), vocabulary=set(lexical_tokens("models")))
     assert cov.features["unknown_share"] == pytest.approx(3 / 4)
+
+
+def test_words_known_in_another_language_do_not_count_as_unknown() -> None:
+    """features: a word in ``also_known`` (agent.bridge.known_across) is one the writings use."""
+    vocabulary = frozenset({"align"})
+    q = "Is alignment a technical problem?"
+    plain = features([], "en", ("en", "ko"), q, vocabulary)["unknown_share"]
+    across = features([], "en", ("en", "ko"), q, vocabulary, also_known=frozenset({"problem"}))["unknown_share"]
+    assert plain > across > 0.0

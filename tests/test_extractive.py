@@ -95,6 +95,9 @@ def test_leads_fit_the_question_kind_and_language() -> None:
     assert lead_for("fact", "en", True) == "I wrote this down in Korean:"
     assert "RLHF" in lead_for("view", "en", False, ("RLHF",)) and "directly" in lead_for("view", "en", False, ("X",))
     assert lead_for("view", "ko", False, ("RLHF",)).startswith("RLHF에 대해 직접 쓴 적은 없지만")
+    # The nearest view written in the other language says so, as the other leads do.
+    assert lead_for("view", "en", True, ("RLHF",)).endswith("is in Korean:")
+    assert lead_for("view", "ko", True, ("RLHF",)).endswith("영어로 적어 두었어요:")
 
 
 def test_self_names_are_people_not_roles() -> None:

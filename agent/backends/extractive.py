@@ -32,6 +32,10 @@ UNADDRESSED = {
     "en": "I haven't written about {topic} directly; the nearest view I have written down:",
     "ko": "{topic}에 대해 직접 쓴 적은 없지만, 가장 가까운 제 생각은 이렇습니다:",
 }
+UNADDRESSED_OTHER_LANG = {
+    "en": "I haven't written about {topic} directly; the nearest view I have written down is in Korean:",
+    "ko": "{topic}에 대해 직접 쓴 적은 없지만, 가장 가까운 제 생각은 영어로 적어 두었어요:",
+}
 _QUOTES = '"“”'
 
 
@@ -41,7 +45,9 @@ def lead_for(kind: str, lang: str, other_lang: bool, unaddressed: tuple[str, ...
     and the view question's ``unaddressed`` topics, which the lead names."""
     lang = lang if lang in ("en", "ko") else "en"
     if kind == "view" and unaddressed:
-        return UNADDRESSED[lang].format(topic=name_list(unaddressed[:2], lang))
+        return (UNADDRESSED_OTHER_LANG if other_lang else UNADDRESSED)[lang].format(
+            topic=name_list(unaddressed[:2], lang)
+        )
     table = LEADS_OTHER_LANG if other_lang else LEADS
     return table["view" if kind == "view" else "fact"][lang]
 
