@@ -167,12 +167,24 @@ def known_across(question: str, vocabulary: frozenset[str] | set[str]) -> frozen
     달려가다). For the unknown-word share of the abstention rule (agent.coverage.features): a
     question that names, in English, what the writer wrote about only in Korean is not asking
     about words the writings never use. Empty for a Korean question."""
+    return frozenset(across(question, vocabulary))
+
+
+def across(question: str, vocabulary: frozenset[str] | set[str]) -> dict[str, tuple[str, ...]]:
+    """:func:`known_across`'s words, each with the Korean headwords (tokens of ``vocabulary``, sorted)
+    it is an equivalent of: {"debat": ("논쟁",), "problem": ("문제",)}. The headwords are the terms
+    an English question shares with the Korean writings (agent.pipeline passes them as the
+    question's own terms to the views' and windows' term overlap). Empty for a Korean question."""
     if has_hangul(question):
-        return frozenset()
+        return {}
     en_ko = dictionary()[1]
-    return frozenset(
-        t for t in lexical_tokens(question) if t not in vocabulary and any(h in vocabulary for h in en_ko.get(t, ()))
-    )
+    out: dict[str, tuple[str, ...]] = {}
+    for t in lexical_tokens(question):
+        if t not in vocabulary and t not in out:
+            heads = tuple(sorted(h for h in en_ko.get(t, ()) if h in vocabulary))
+            if heads:
+                out[t] = heads
+    return out
 
 
 def same_word(token: str, gloss: str) -> bool:

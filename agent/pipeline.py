@@ -353,6 +353,12 @@ class Agent:
         # other language (agent.bridge): what the term overlap of views and windows reads.
         # Each translation is tokenised on its own (agent.compose.score_windows).
         extra = tuple(t for w in self._bridge(idx, standalone) for t in lexical_tokens(w))
+        if "ko" in idx.langs:
+            # An English question's words the English writings lack, by the Korean words the Korean
+            # ones use for them (agent.bridge.across: "debate" -> 논쟁 of Raj's Korean diary alone).
+            from agent.bridge import across
+
+            extra += tuple(h for heads in across(standalone, idx.lexical.vocabulary).values() for h in heads)
         best_views: dict[tuple[str, str], tuple[int, int]] = {}
         if understood.kind == "view":
             passages, best_views = self.views_first(card.id, standalone, vector, passages, extra=extra)

@@ -152,3 +152,7 @@ def test_an_english_word_the_writer_used_only_in_korean_is_known_across() -> Non
     assert {"problem", "debat"} <= known and "run" not in known and "align" not in known
     assert known_across("이건 기술 문제인가요?", vocabulary) == frozenset()
     assert known_across(question, frozenset()) == frozenset()
+    # With the Korean words they stand for: the terms the question shares with the Korean writings.
+    from agent.bridge import across
+
+    assert across(question, vocabulary)["debat"] == ("논쟁",) and across(question, vocabulary)["problem"] == ("문제",)
