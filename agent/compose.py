@@ -322,6 +322,10 @@ VIEW_TERMS = 0.05  # for view questions: weight of the question's terms held by 
 # Verbs of saying: in a view question they frame it ("Can a model be said to think?", "Would you
 # say ...?"), while in a diary they open every line of dialogue ("At the team meeting, I said, ...").
 _SAYING = frozenset(lexical_tokens("say says said saying tell tells told"))
+# Evaluative words frame an opinion question ("Is bigger always better ...?") the way verbs of
+# saying do; as terms they match any sentence that judges anything ("neural is better than
+# statistical").
+_EVALUATIVE = frozenset(lexical_tokens("good better best bad worse worst always ever never really actually worth"))
 
 
 def question_terms(
@@ -337,8 +341,8 @@ def question_terms(
     terms = set(lexical_tokens(question)) | set(extra)
     if unknown:
         top = max(known.values(), default=1.0)
-        return {t: known.get(t, top) for t in terms if t not in _SAYING}
-    return {t: known[t] for t in terms if t in known and t not in _SAYING}
+        return {t: known.get(t, top) for t in terms if t not in _SAYING and t not in _EVALUATIVE}
+    return {t: known[t] for t in terms if t in known and t not in _SAYING and t not in _EVALUATIVE}
 
 
 def term_share(weights: dict[str, float], text: str) -> float:

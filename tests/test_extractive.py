@@ -218,6 +218,18 @@ def test_verbs_of_saying_frame_a_view_question_not_its_topic() -> None:
     assert "tell" not in question_terms("Would you tell students to think twice?", idf)
 
 
+def test_evaluative_words_frame_a_view_question_not_its_topic() -> None:
+    """ "Is bigger always better for language models?" must not match "neural is better than
+    statistical": the question's topic is size, not the judging."""
+    from agent.compose import question_terms
+    from knowledge.text import lexical_tokens
+
+    idf = {t: 1.0 for t in lexical_tokens("bigger always better language models worth blogging")}
+    terms = question_terms("Is bigger always better for language models?", idf)
+    assert set(terms) == set(lexical_tokens("bigger language models"))
+    assert set(question_terms("Is it worth blogging?", idf, unknown=True)) == set(lexical_tokens("blogging"))
+
+
 def _window(passage: int, lang: str, text: str, start: int) -> Window:
     return Window((Sentence(text=text, start=start, end=start + len(text), passage=passage, lang=lang, position=0),))
 
