@@ -433,6 +433,15 @@ def introduces_speech(sentence: str) -> bool:
     return bool(_INTRODUCES_SPEECH.search(sentence))
 
 
+def hands_over(sentence: str) -> bool:
+    """True when speech that follows ``sentence`` belongs to it: a line of narration (no quote mark
+    of its own) that ends by introducing speech (:func:`introduces_speech`) or tells the moment
+    the speech is spoken in ("After three review rounds, the reviewer finally changed their
+    position." -> "You were right. This really is emergent.")."""
+    text = sentence.strip()
+    return introduces_speech(text) or not any(q in text for q in '"“”')
+
+
 def select_spans(
     scored: Sequence[Scored],
     question_lang: str,
@@ -547,7 +556,7 @@ def select_spans(
         if follow > 0:
             sents = sents + [s for s in block if s.start > sents[-1].start][:follow]
         after = [s for s in block if s.start > sents[-1].start][:1]
-        if after and introduces_speech(sents[-1].text) and after[0].text.lstrip().startswith(_OPEN_QUOTES):
+        if after and hands_over(sents[-1].text) and after[0].text.lstrip().startswith(_OPEN_QUOTES):
             sents = sents + after  # "Raj는 솔직히 답했다." goes on with what he answered
         elif after and sents[-1].text.rstrip().endswith(":"):
             sents = sents + after  # "The reasons were:" goes on with the first of them

@@ -326,9 +326,18 @@ def test_a_span_ending_on_the_line_that_introduces_speech_goes_on_through_the_sp
     quote = answer.citations[0].quote
     assert "I answered honestly." in quote and "I don't know." in quote
     assert "The food was fine." not in quote
-    # A span that does not end on such a line is not widened.
+    # A line of narration hands over to the speech after it too ("... changed their position." ->
+    # "You were right."); a line that is speech itself does not hand over to the next speech.
     answer = _answer([_scored(sents[:2], 0.2), *rest], [chunk], kind="view")
-    assert answer.citations[0].quote.endswith("asked a question.")
+    assert answer.citations[0].quote.endswith('"So does the model think?"')
+    said = _chunk("b", 'I said, "Scaling might not be the answer." "Then what is?" Nobody knew.')
+    ssents = _sentences(said, 0)
+    answer = _answer([_scored(ssents[:1], 0.2)], [said], kind="view")
+    assert answer.citations[0].quote == 'I said, "Scaling might not be the answer."'
+    from agent.compose import hands_over
+
+    assert hands_over("After three review rounds, the reviewer finally changed their position.")
+    assert hands_over("Raj answered honestly.") and not hands_over('"This is just scaling."')
 
 
 def test_a_span_never_ends_on_a_colon_that_hands_over_to_nothing() -> None:
