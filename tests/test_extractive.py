@@ -13,7 +13,7 @@ from agent.backends.extractive import ExtractiveBackend, lead_for, outside_speec
 from agent.compose import Scored, Sentence, Window, speech_whole
 from agent.coverage import Coverage
 from agent.personas import get_persona
-from agent.voice import self_names
+from agent.voice import self_names, to_first_person
 from knowledge.text import split_sentences
 from knowledge.types import Answer, Chunk, Retrieved
 
@@ -40,11 +40,20 @@ def _scored(sents: list[Sentence], score: float, lexical: float = 0.5) -> Scored
     return Scored(Window(tuple(sents)), score, 0.8, 0.05, lexical)
 
 
-def _answer(scored: list[Scored], chunks: list[Chunk], kind: str = "fact", max_passages: int = 2, **cov: object):
+def _answer(
+    scored: list[Scored],
+    chunks: list[Chunk],
+    kind: str = "fact",
+    max_passages: int = 2,
+    question: str = "What went wrong?",
+    history: list[dict[str, str]] | None = None,
+    **cov: object,
+):
     backend = ExtractiveBackend(SimpleNamespace(settings=SimpleNamespace(max_passages=max_passages)))
     request = AnswerRequest(
-        question="What went wrong?",
-        standalone="What went wrong?",
+        question=question,
+        standalone=question,
+        history=history or [],
         persona=get_persona("raj"),
         passages=[Retrieved(c, 1.0) for c in chunks],
         lang="en",
@@ -532,3 +541,28 @@ def test_a_span_never_ends_on_the_first_line_of_another_story() -> None:
     # A span of that one line alone is kept: it is what the window holds.
     alone = _answer([_scored(sents[3:4], 0.2)], [chunk], kind="view")
     assert alone.citations[0].quote.startswith("Six months ago")
+
+
+def test_a_follow_up_asking_what_came_next_goes_on_from_where_the_last_answer_left_the_story() -> None:
+    """ "What happened after that?" after an answer that quoted the first lines of a story quotes the
+    lines after them, not the same ones again (the reply says "I" where the writing says "Raj").
+    Without such a reply, or for a follow-up that asks something else, the best window answers."""
+    from agent.backends.extractive import asks_next
+
+    chunk = _chunk(
+        "a",
+        "In week two, the loss exploded. I read the logs all night. It was a gradient clipping bug. "
+        'Raj had to start over from scratch. At the team meeting, I said, "I\'m sorry." The team lead '
+        'replied, "It\'s fine." That day, Raj learned: failure is part of learning. Then we trained again.',
+    )
+    sents = _sentences(chunk, 0)
+    scored = [_scored(sents[:2], 0.3), *(_scored(sents[i : i + 2], 0.1) for i in range(1, len(sents) - 1))]
+    first = _answer(scored, [chunk]).citations[0].quote
+    assert first.startswith("In week two") and first.endswith("start over from scratch.")
+    reply = "Here's how I wrote it down: " + to_first_person(first, ("Raj",)) + " [1]"
+    history = [{"role": "user", "content": "What went wrong?"}, {"role": "assistant", "content": reply}]
+    nxt = _answer(scored, [chunk], question="What happened after that?", history=history).citations[0].quote
+    assert nxt.startswith("At the team meeting") and "gradient clipping" not in nxt
+    other = _answer(scored, [chunk], question="Why did it explode?", history=history).citations[0].quote
+    assert other == first
+    assert asks_next("그 다음엔 어떻게 하셨어요?") and asks_next("And then?") and not asks_next("Why did it explode?")

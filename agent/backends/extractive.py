@@ -9,15 +9,18 @@ answer's words (agent.voice); the citation still quotes the source verbatim.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from agent.backends import AnswerRequest
-from agent.citations import cite
-from agent.compose import FOLLOW, Scored, Span, rerank_views, select_spans
+from agent.citations import MARKER, cite
+from agent.compose import FOLLOW, Scored, Sentence, Span, rerank_views, select_spans
 from agent.coverage import name_list
 from agent.views import states_view
 from agent.voice import self_names, to_first_person
+from knowledge.text import lexical_tokens
 from knowledge.types import Answer, Chunk, Citation, SentenceSupport
 
 LEADS = {
@@ -77,6 +80,54 @@ def outside_speech(chunk: Chunk, start: int, end: int) -> tuple[int, int]:
     return a + chunk.start, b + chunk.start
 
 
+# A follow-up that asks what came next ("What happened after that?", "그 다음엔 어떻게 하셨어요?").
+_NEXT = re.compile(
+    r"\b(?:then|next|after(?:wards)?|later|what happened)\b|그\s*다음|그\s*후|그\s*뒤|이후|다음(?:에|엔)|그러고\s*나서",
+    re.IGNORECASE,
+)
+
+
+def asks_next(question: str) -> bool:
+    """True when ``question`` asks what came next (``_NEXT``)."""
+    return bool(_NEXT.search(question))
+
+
+def told(sentences: Iterable[Sentence], reply: str, names: tuple[str, ...]) -> list[Sentence]:
+    """The ``sentences`` the previous ``reply`` already told: every lexical token of the sentence,
+    made first person as answers quote it (agent.voice.to_first_person: "Raj는" is "나는" there), is
+    one of the reply's. A sentence of fewer than two tokens tells nothing by itself and is left out."""
+    have = set(lexical_tokens(MARKER.sub(" ", reply)))
+    out = []
+    for s in sentences:
+        toks = set(lexical_tokens(to_first_person(s.text, names)))
+        if len(toks) >= 2 and toks <= have:
+            out.append(s)
+    return out
+
+
+def continuation(scored: Sequence[Scored], reply: str, names: tuple[str, ...]) -> list[Scored]:
+    """For a follow-up asking what came next: the windows of the passage the previous ``reply``
+    told most of, those that open on the first sentence after the last one it told first (their
+    score raised by 1.0, far past any other window: the story goes on from where the reply left
+    it), then the passage's other windows, whose sentences a span may go on through; [] when the
+    reply told none of these passages' sentences or nothing follows in that passage."""
+    sentences = list(dict.fromkeys(s for x in scored for s in x.window.sentences))
+    said = told(sentences, reply, names)
+    if not said:
+        return []
+    passage = Counter(s.passage for s in said).most_common(1)[0][0]
+    last = max(s.start for s in said if s.passage == passage)
+    after = sorted({s.start for s in sentences if s.passage == passage and s.start > last})
+    if not after:
+        return []
+    mine = [x for x in scored if x.window.passage == passage]
+    going = [x for x in mine if x.window.sentences[0].start == after[0]]
+    if not going:
+        return []
+    raised = [Scored(x.window, x.score + 1.0, x.dense, x.lift, x.lexical, x.view) for x in going]
+    return sorted(raised, key=lambda x: -x.score) + [x for x in mine if x not in going]
+
+
 class ExtractiveBackend:
     """Composes a first-person answer from the most relevant spans of the retrieved passages."""
 
@@ -110,6 +161,13 @@ class ExtractiveBackend:
         if kind == "view" and any(x.view for x in scored) and request.passages:
             entry_of = [(r.chunk.source, r.chunk.title) for r in request.passages]
             led = {i for i, e in enumerate(entry_of) if e == entry_of[0]}
+        # "What happened after that?": the story goes on from where the previous answer left it,
+        # instead of quoting the same lines again.
+        previous = next((m["content"] for m in reversed(request.history) if m.get("role") == "assistant"), "")
+        if previous and asks_next(request.question):
+            going_on = continuation(scored, previous, self_names(request.persona.name))
+            if going_on:
+                scored, kind, led = going_on, "fact", None
         # A question about an event names its setup; what came of it follows (compose.FOLLOW).
         # A view answer whose lead entry states no view outright tells it through a story: what
         # came of it follows, as for an event ("One reviewer objected ... I wrote a rebuttal." ->
