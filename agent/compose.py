@@ -333,7 +333,8 @@ def question_terms(
 ) -> dict[str, float]:
     """The terms of a view question the writings use, with their idf (``idf``: the persona's,
     agent.retrieve): a topic they never name is the question kind's business (agent.question), not
-    a term to match; verbs of saying (``_SAYING``) frame the question rather than name its topic.
+    a term to match; verbs of saying (``_SAYING``) and evaluative words (``_EVALUATIVE``) frame the
+    question rather than name its topic.
     ``extra``: lexical tokens taken as the question's own (see :func:`score_windows`). With
     ``unknown``, the terms the writings never use are kept too, at the highest idf (the weight of
     the rarest written term): for a share of the whole question."""
