@@ -230,16 +230,19 @@ def normalize_history(history: Sequence[Any] | None, limit: int = 8) -> list[dic
 Condenser = Callable[[str, list[dict[str, str]]], str]
 
 
-def standalone_question(question: str, history: list[dict[str, str]], condenser: Condenser | None = None) -> str:
-    """The follow-up rewritten by the backend's LLM when it has one, else (or if that fails) by the heuristic."""
+def standalone_question(
+    question: str, history: list[dict[str, str]], condenser: Condenser | None = None
+) -> tuple[str, bool]:
+    """The follow-up rewritten by the backend's LLM when it has one, else (or if that fails) by the
+    heuristic (:func:`condense`); and whether the LLM wrote it (False: the heuristic did)."""
     if condenser is None or not history:
-        return condense(question, history)
+        return condense(question, history), False
     try:
         rewritten = condenser(question, history).strip()
     except Exception as exc:  # an LLM hiccup must not cost the answer: the heuristic still works
         log.info("LLM condensing failed (%s); using the heuristic", exc)
-        return condense(question, history)
-    return rewritten or condense(question, history)
+        return condense(question, history), False
+    return (rewritten, True) if rewritten else (condense(question, history), False)
 
 
 # Characters of the reply a follow-up is asked about that its search reads (cut at a word).
@@ -338,7 +341,7 @@ class Agent:
         text = clean_question(question, self.settings.max_question_tokens)
         card = get_persona(persona, self.settings)
         hist = normalize_history(history)
-        standalone = standalone_question(text, hist, condenser)
+        standalone, rewritten = standalone_question(text, hist, condenser)
         vector = self.embedder.embed_query(standalone)
         passages = self.retriever.retrieve(standalone, self.settings.top_k, card.id, vector=vector)
         idx = self.retriever.index(card.id)
@@ -346,7 +349,7 @@ class Agent:
         # never loaded for them.
         # The asker's words are understood, not the persona's own reply that a follow-up's search
         # reads (condense): a name the reply wrote one way ("LinkedIn-popular") is no premise.
-        asked = condense(text, hist, reply=False) if standalone == condense(text, hist) else standalone
+        asked = standalone if rewritten else condense(text, hist, reply=False)
         understood = understand(asked, idx, idx.langs)
         view_offsets: set[tuple[int, int]] = set()
         # The question's words the writings lack, with the writings' words they translate to in the

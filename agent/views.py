@@ -181,8 +181,9 @@ def build_inventory(chunks: Sequence[Chunk]) -> list[View]:
                 lead_in = (own if own.endswith((",", ":")) else "") if own else before
                 if lead_in[:1] not in _QUOTE_MARKS and speaker_is_other(lead_in):
                     continue
-            answers = not question and since <= ANSWER_REACH and (speech or states_view(text))
-            if not answers and not states_view(text):
+            stated = states_view(text)
+            answers = not question and since <= ANSWER_REACH and (speech or stated)
+            if not answers and not stated:
                 continue
             prompt = asked if answers else ""
             if answers:
