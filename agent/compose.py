@@ -23,6 +23,7 @@ class Sentence:
     lang: str
     position: int  # order within the passage
     block: int = 0  # the run of prose it belongs to; a label line between two starts a new one
+    speaker: bool = False  # opens on a short line naming who speaks the quote it holds ("팀장이 답했다. "...")
 
 
 @dataclass(frozen=True)
@@ -108,23 +109,44 @@ def label_line(text: str, s: int, e: int, offset: int = 0) -> bool:
     return bool(_TERMINAL.search(following))
 
 
+def _names_speaker(text: str, whole: str, spans: Sequence[tuple[int, int]], pos: int, offset: int) -> bool:
+    """True for a line of narration followed by quoted speech: "팀장이 답했다." is short, and it is
+    what says who spoke the next line."""
+    if pos + 1 >= len(spans) or text.lstrip().startswith(_OPEN_QUOTES):
+        return False
+    s, e = spans[pos + 1]
+    return whole[s - offset : e - offset].lstrip().startswith(_OPEN_QUOTES)
+
+
 def candidate_sentences(passages: Sequence[Retrieved], min_chars: int = 12) -> list[Sentence]:
     """The sentences of ``passages`` (quoted speech kept whole), with file offsets; headings and
     fragments shorter than ``min_chars`` are left out, and a label line (:func:`label_line`)
     both is left out and ends a block: a window never runs across it, so a quote neither opens on
-    a page's tag line nor runs on into the next section."""
+    a page's tag line nor runs on into the next section. A line of narration shorter than that
+    which quoted speech follows ("팀장이 답했다.") opens the speech's sentence (``Sentence.speaker``):
+    it says who spoke, and a sentence that is only that counts for nothing alone."""
     out: list[Sentence] = []
     for p, r in enumerate(passages):
         c = r.chunk
         block = 0
-        for pos, (s, e) in enumerate(speech_whole(c.text, split_sentences(c.text, c.start), c.start)):
+        spans = speech_whole(c.text, split_sentences(c.text, c.start), c.start)
+        opener: int | None = None
+        for pos, (s, e) in enumerate(spans):
             text = c.text[s - c.start : e - c.start]
             if label_line(c.text, s, e, c.start):
                 block += 1
+                opener = None
                 continue
-            if len(text) < min_chars or text.startswith("#"):
+            if text.startswith("#"):
+                opener = None
                 continue
-            out.append(Sentence(text, s, e, p, detect_lang(text), pos, block))
+            if len(text) < min_chars:
+                opener = s if _names_speaker(text, c.text, spans, pos, c.start) else None
+                continue
+            speaker = opener is not None
+            if opener is not None:
+                s, text, opener = opener, c.text[opener - c.start : e - c.start], None
+            out.append(Sentence(text, s, e, p, detect_lang(text), pos, block, speaker))
     return out
 
 
@@ -313,6 +335,77 @@ def boost_lessons(
     for s in scored:
         has = same_entry(s.window.passage, top) and any(_LESSON_SENTENCE.search(x.text) for x in s.window.sentences)
         out.append(Scored(s.window, s.score + (boost if has else 0.0), s.dense, s.lift, s.lexical, s.view))
+    return sorted(out, key=lambda x: -x.score)
+
+
+# A clause that sets the scene of a fact question ("What did your advisor say [when you ran to him
+# about the Transformer paper]?", "[Loss가 폭발했을 때] 팀장님이 뭐라고 하셨어요?"): the words that
+# locate the story, not what is asked of it. English: a clause opened by a subordinating conjunction
+# of time, running to the next comma or the end; at the very start it must end on a comma ("When
+# did you ...?" asks when). Korean: everything before a temporal noun after an adnominal ending
+# (-ㄹ/-은 때, 후, 뒤, 다음, 동안, 전), -고 나서, or -면서 (Kiwi's tags ETM + NNG, EC 고 + VX 나, EC 면서).
+_SETTING_EN = re.compile(r"\b(?:when|after|while|before|once|as soon as)\b[^,;?.!]*", re.IGNORECASE)
+_SETTING_NOUNS = frozenset({"때", "후", "뒤", "다음", "동안", "전"})
+
+
+def setting(question: str) -> str:
+    """The part of ``question`` that sets the scene (see ``_SETTING_EN``): "" when there is none."""
+    if has_hangul(question):
+        from knowledge.text import morphemes
+
+        ms = morphemes(question)
+        end = 0
+        for prev, cur in zip(ms, ms[1:], strict=False):
+            if (prev.tag == "ETM" and cur.tag == "NNG" and cur.form in _SETTING_NOUNS) or (
+                cur.tag == "EC" and (cur.form == "면서" or (prev.form == "나" and prev.tag == "VX"))
+            ):
+                end = cur.end
+        return question[:end]
+    for found in _SETTING_EN.finditer(question):
+        if found.start() == 0 and question[found.end() : found.end() + 1] != ",":
+            continue
+        return found.group(0)
+    return ""
+
+
+def asked_terms(question: str, idf: dict[str, float] | None) -> dict[str, float]:
+    """The terms (knowledge.text.lexical_tokens) of a fact ``question`` outside its :func:`setting`
+    that the writings use, with their ``idf``: what the question asks of the story its setting
+    locates. {} when the question has no setting."""
+    scene = setting(question)
+    if not scene:
+        return {}
+    rest = question.replace(scene, " ", 1)
+    known = idf or {}
+    scene_terms = set(lexical_tokens(scene))
+    return {t: known[t] for t in dict.fromkeys(lexical_tokens(rest)) if t in known and t not in scene_terms}
+
+
+def boost_asked(
+    scored: Sequence[Scored],
+    asked: dict[str, float],
+    same_entry: Callable[[int, int], bool],
+    boost: float = LEXICAL_WEIGHT,
+) -> list[Scored]:
+    """``scored`` re-ranked for a fact question with a setting (:func:`asked_terms` ``asked``,
+    term -> idf): the windows of the best window's entry (``same_entry(passage_a, passage_b) ->
+    bool``, passage indices) gain ``boost`` times their share of the asked terms' weight, so of two
+    windows of the story the setting located, the one holding what is asked ("팀장이 답했다.
+    "괜찮아. ..."" for "Loss가 폭발했을 때 팀장님이 뭐라고 하셨어요?") outranks the one that only
+    retells the setting. Only within that entry: what is asked is often a verb any story holds
+    ("What did you find when ...?" against "Couldn't find the cause."), while the setting names
+    the story. ``Scored.lexical`` is left as it was (the abstention rule reads it)."""
+    total = sum(asked.values())
+    if not scored or total <= 0:
+        return list(scored)
+    top = scored[0].window.passage
+    out = []
+    for s in scored:
+        share = 0.0
+        if same_entry(s.window.passage, top):
+            terms = set(lexical_tokens(s.window.text))
+            share = sum(w for t, w in asked.items() if t in terms) / total
+        out.append(Scored(s.window, s.score + boost * share, s.dense, s.lift, s.lexical, s.view))
     return sorted(out, key=lambda x: -x.score)
 
 
@@ -557,7 +650,8 @@ def select_spans(
         if follow > 0:
             sents = sents + [s for s in block if s.start > sents[-1].start][:follow]
         after = [s for s in block if s.start > sents[-1].start][:1]
-        if after and hands_over(sents[-1].text) and after[0].text.lstrip().startswith(_OPEN_QUOTES):
+        speech_next = bool(after) and (after[0].speaker or after[0].text.lstrip().startswith(_OPEN_QUOTES))
+        if speech_next and hands_over(sents[-1].text):
             sents = sents + after  # "Raj는 솔직히 답했다." goes on with what he answered
         elif after and sents[-1].text.rstrip().endswith(":"):
             sents = sents + after  # "The reasons were:" goes on with the first of them

@@ -18,7 +18,9 @@ from agent.compose import (
     VIEW_TERMS,
     Scored,
     SentenceCache,
+    asked_terms,
     asks_lesson,
+    boost_asked,
     boost_lessons,
     boost_views,
     candidate_sentences,
@@ -391,9 +393,13 @@ class Agent:
                 # chosen), so the chosen views stay; the windows are scored over the new order.
                 passages = relead
                 scored = boost_views(self._score(passages, standalone, vector, card.id, extra), view_offsets)
-        elif understood.kind == "fact" and asks_lesson(standalone):
+        elif understood.kind == "fact":
+            # What is asked of the story the question's setting locates ("What did your advisor
+            # say when you ran to him about ...?") decides between its windows.
             entry = [(r.chunk.source, r.chunk.title) for r in passages]
-            scored = boost_lessons(scored, lambda a, b: entry[a] == entry[b])
+            scored = boost_asked(scored, asked_terms(standalone, self.idf(card.id)), lambda a, b: entry[a] == entry[b])
+            if asks_lesson(standalone):
+                scored = boost_lessons(scored, lambda a, b: entry[a] == entry[b])
         from agent.bridge import known_across
 
         coverage = assess(

@@ -471,6 +471,58 @@ def test_a_lesson_question_is_told_as_a_lesson_only_within_the_questions_event()
     assert boost_lessons([], lambda a, b: True) == []
 
 
+def test_a_questions_setting_is_told_apart_from_what_it_asks() -> None:
+    """setting: a clause of time (English when/after/while/before, at the start only before a comma;
+    Korean -ㄹ 때, -은 후, -고 나서, -면서) sets the scene; asked_terms are the other known terms."""
+    from agent.compose import asked_terms, setting
+
+    q = "What did your advisor say when you ran to him about the Transformer paper?"
+    assert setting(q) == "when you ran to him about the Transformer paper"
+    assert setting("When you doubled the model size, performance dropped. Why?") == "When you doubled the model size"
+    assert setting("When did you read the paper?") == ""
+    assert setting("What happened in your first large-scale training run?") == ""
+    ko = "첫 대규모 학습에서 Loss가 폭발했을 때"
+    assert setting(ko + " 팀장님이 뭐라고 하셨어요?") == ko
+    assert setting("attention pattern 시각화 도구를 만들고 나서 무엇을 깨달으셨어요?").endswith("만들고 나서")
+    assert setting("GPT-3로 실험하면서 뭘 발견하셨어요?") == "GPT-3로 실험하면서"
+    assert setting("그 때문에 힘들었나요?") == ""  # 때문 is a cause, not a time
+    idf = {"advisor": 2.3, "transform": 1.8, "paper": 1.5, "ran": 2.3}
+    assert asked_terms(q, idf) == {"advisor": 2.3}
+    assert asked_terms("What did your advisor say about the paper?", idf) == {}
+
+
+def test_what_is_asked_decides_between_the_windows_of_the_story_the_setting_locates() -> None:
+    """boost_asked: within the best window's entry, a window holding the asked terms gains
+    LEXICAL_WEIGHT times their share; another entry's window holding them gains nothing."""
+    from agent.compose import LEXICAL_WEIGHT, boost_asked
+
+    setup = Scored(_window(0, "en", "In week two, the loss exploded.", 0), 0.12, 0.89, 0.05, 0.6)
+    asked = Scored(_window(0, "en", 'The team lead replied, "It\'s fine."', 300), 0.09, 0.88, 0.04, 0.3)
+    other = Scored(_window(1, "en", "The team lead of another story.", 0), 0.10, 0.88, 0.04, 0.3)
+    entry = ["First Steps", "Elsewhere"]
+    out = boost_asked([setup, other, asked], {"lead": 2.0, "team": 1.0}, lambda a, b: entry[a] == entry[b])
+    assert out[0].window is asked.window and out[0].score == pytest.approx(0.09 + LEXICAL_WEIGHT)
+    assert out[0].lexical == 0.3  # the abstention rule's share is left alone
+    assert next(s for s in out if s.window is other.window).score == pytest.approx(0.10)
+    assert boost_asked([setup], {}, lambda a, b: True) == [setup]
+
+
+def test_a_short_line_naming_the_speaker_opens_the_speech_it_introduces() -> None:
+    """candidate_sentences: "팀장이 답했다." is under min_chars, yet it says who speaks next; it opens
+    the speech's sentence instead of being dropped. A short line before narration is still dropped."""
+    from agent.compose import candidate_sentences
+
+    text = '처음부터 다시 시작해야 했다. 팀장이 답했다. "괜찮아. 다들 한 번은 망가뜨려." 왜지? 원인은 끝내 찾지 못했다.'
+    chunk = Chunk("k", "raj", "diary.ko.txt", "악몽", 100, 100 + len(text), text, "ko", "h")
+    sents = candidate_sentences([Retrieved(chunk, 1.0)])
+    texts = [s.text for s in sents]
+    assert '팀장이 답했다. "괜찮아. 다들 한 번은 망가뜨려."' in texts
+    assert [s.speaker for s in sents] == [False, True, False]
+    assert "왜지?" not in " ".join(texts)
+    for s in sents:
+        assert text[s.start - 100 : s.end - 100] == s.text
+
+
 def test_what_raj_learned_from_his_first_training_run_is_the_lesson_not_the_story_before_it(agent: Any) -> None:
     """With the real embedder: the question's words match the run's opening, two stories into the
     entry; the answer quotes what he learned from it."""
