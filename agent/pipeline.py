@@ -31,7 +31,7 @@ from agent.compose import (
 )
 from agent.coverage import Coverage, abstain_text, assess
 from agent.personas import DEFAULT_PERSONA, PersonaCard, get_persona, list_personas
-from agent.question import understand
+from agent.question import asks_next, understand
 from agent.reasoning import strip_reasoning
 from agent.views import View, build_inventory, states_view
 from knowledge.config import Settings
@@ -251,6 +251,11 @@ def standalone_question(
 REPLY_CHARS = 200
 
 
+def goes_on(question: str, history: Sequence[dict[str, str]]) -> bool:
+    """A follow-up asking what came next (agent.question.asks_next) after a reply of the persona's."""
+    return asks_next(question) and any(m.get("role") == "assistant" for m in history)
+
+
 def condense(question: str, history: list[dict[str, str]], reply: bool = True) -> str:
     """A follow-up ("Why did that happen?", "그 다음엔?") borrows the previous question's subject and
     (``reply``) the opening of the reply it got (up to ``REPLY_CHARS``, markers removed): "그건 어떻게
@@ -346,6 +351,10 @@ class Agent:
         standalone, rewritten = standalone_question(text, hist, condenser)
         vector = self.embedder.embed_query(standalone)
         passages = self.retriever.retrieve(standalone, self.settings.top_k, card.id, vector=vector)
+        if goes_on(text, hist):
+            # "And then?": the story may go on in its entry's next chunk, which the search for the
+            # previous answer's words need not find.
+            passages = self._with_next(card.id, passages)
         idx = self.retriever.index(card.id)
         # The index answers the vocabulary look-ups (has_word): a large persona's whole text is
         # never loaded for them.
@@ -680,6 +689,19 @@ class Agent:
         twin = self._twin(persona, chunk, lang)
         return twin.title if twin is not None and instruction_like(twin.title) is None else chunk.title
 
+    def _with_next(self, persona: str, passages: list[Retrieved]) -> list[Retrieved]:
+        """``passages`` with, after each, the next chunk of its entry when there is one and it is
+        not among them already (agent.retrieve.HybridRetriever.next_in_entry), at the same score."""
+        have = {r.chunk.id for r in passages}
+        out: list[Retrieved] = []
+        for r in passages:
+            out.append(r)
+            nxt = self.retriever.next_in_entry(persona, r.chunk)
+            if isinstance(nxt, Chunk) and nxt.id not in have:
+                have.add(nxt.id)
+                out.append(Retrieved(nxt, r.score))
+        return out
+
     def _twin(self, persona: str, chunk: Chunk, lang: str) -> Chunk | None:
         """The chunk of ``lang`` that tells what ``chunk`` tells: the two are each other's nearest
         neighbour across the languages (mutual nearest neighbours, the criterion of bitext mining,
@@ -715,6 +737,12 @@ class Agent:
             )
             lang = detect_lang(text)
             told_once = self.told_once(card.id, passages, lang, scored) if coverage.covered else set()
+            # Passages that end their entry: after the last line of a story, "And then?" is told so.
+            ends = (
+                {i for i, r in enumerate(passages) if self.retriever.next_in_entry(card.id, r.chunk) is False}
+                if coverage.covered and goes_on(text, hist)
+                else set()
+            )
             # A planted entry's title may be an instruction too: the refusal never names it. Nor does
             # it name a passage of title-like lines only (a saved page's "Back to All Posts /
             # Published on August 18, 2025"): a navigation line or a byline is not a topic. Inside
@@ -755,6 +783,7 @@ class Agent:
                 "coverage": coverage,
                 "options": dict(options or {}),
                 "told_once": told_once,
+                "entry_ends": ends,
             },
         )
         yield from self.backend(name).stream(request)

@@ -362,3 +362,16 @@ def _in_trigger(question: str, term: str, lang: str) -> bool:
     clause_start = max(lowered.rfind(p, 0, i) for p in (",", ";", "?", ".", " and ", " or "))
     clause = lowered[clause_start + 1 : i]
     return bool(_TRIGGER_EN.search(clause))
+
+
+# A follow-up that asks what came next ("What happened after that?", "그 다음엔 어떻게 하셨어요?").
+_NEXT = re.compile(
+    r"\b(?:then|next|after(?:wards)?|later|what happened)\b|그\s*다음|그\s*후|그\s*뒤|이후|다음(?:에|엔)|그러고\s*나서",
+    re.IGNORECASE,
+)
+
+
+def asks_next(question: str) -> bool:
+    """True when ``question`` asks what came next ("And then?", "그 다음엔?"): with a previous
+    reply, the story goes on from where that reply left it (agent.backends.extractive.continuation)."""
+    return bool(_NEXT.search(question))

@@ -105,6 +105,16 @@ class _PersonaIndex:
         return {self.lexical.chunk_id(r) for r in range(self.lexical.n)}
 
     @cached_property
+    def entries(self) -> dict[tuple[str, int], list[Chunk]]:
+        """The chunks of each entry, keyed by ``(source, entry_index)``, in file order."""
+        out: dict[tuple[str, int], list[Chunk]] = {}
+        for c in self.chunks:
+            out.setdefault((c.source, c.entry_index), []).append(c)
+        for lst in out.values():
+            lst.sort(key=lambda c: c.start)
+        return out
+
+    @cached_property
     def views(self) -> list[View]:
         """The view inventory (agent.views) of these chunks."""
         return build_inventory(self.chunks)
@@ -380,6 +390,16 @@ class HybridRetriever:
         idx = self.index(persona)
         row = idx.lexical.row_of(chunk_id)
         return None if row is None else idx.chunks_at([row]).get(row)
+
+    def next_in_entry(self, persona: str, chunk: Chunk) -> Chunk | None | bool:
+        """The chunk that follows ``chunk`` within its entry; False when ``chunk`` ends its entry;
+        None when that is not known: a persona above ``SCAN_CHUNKS`` chunks, whose chunks are never
+        all loaded for this (a store read of every chunk per follow-up would cost seconds there)."""
+        idx = self.index(persona)
+        if idx.lexical.n > SCAN_CHUNKS:
+            return None
+        later = [c for c in idx.entries.get((chunk.source, chunk.entry_index), []) if c.start >= chunk.end]
+        return later[0] if later else False
 
     def best_cosines(self, persona: str, vector: Sequence[float]) -> dict[str, float]:
         """The highest cosine between ``vector`` and the persona's visible chunks, per chunk

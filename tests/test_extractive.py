@@ -47,6 +47,7 @@ def _answer(
     max_passages: int = 2,
     question: str = "What went wrong?",
     history: list[dict[str, str]] | None = None,
+    entry_ends: set[int] | None = None,
     **cov: object,
 ):
     backend = ExtractiveBackend(SimpleNamespace(settings=SimpleNamespace(max_passages=max_passages)))
@@ -57,7 +58,11 @@ def _answer(
         persona=get_persona("raj"),
         passages=[Retrieved(c, 1.0) for c in chunks],
         lang="en",
-        context={"scored": scored, "coverage": Coverage(True, 0.9, {}, kind=kind, **cov)},  # type: ignore[arg-type]
+        context={
+            "scored": scored,
+            "coverage": Coverage(True, 0.9, {}, kind=kind, **cov),  # type: ignore[arg-type]
+            "entry_ends": entry_ends or set(),
+        },
     )
     items = list(backend.stream(request))
     assert isinstance(items[-1], Answer)
@@ -593,6 +598,61 @@ def test_a_span_never_ends_on_the_first_line_of_another_story() -> None:
     # A span of that one line alone is kept: it is what the window holds.
     alone = _answer([_scored(sents[3:4], 0.2)], [chunk], kind="view")
     assert alone.citations[0].quote.startswith("Six months ago")
+
+
+def test_and_then_goes_on_into_the_entrys_next_chunk_and_says_so_where_the_entry_ends() -> None:
+    """The story goes on in the next chunk of the same entry (the pipeline adds it for such a
+    follow-up); after the entry's last line, "And then?" is told that nothing more was written,
+    and nothing is quoted again. Where the pipeline does not know the entry ends (a persona too
+    large to look), the best window answers as before."""
+    from agent.backends.extractive import ENTRY_ENDS
+
+    one = "In week two, the loss exploded. I read the logs all night. It was a gradient clipping bug."
+    two = 'At the team meeting, I said, "I\'m sorry." That day, Raj learned: failure is part of learning.'
+    a = _chunk("a", one)
+    b = Chunk("b", "raj", "diary.txt", "First Steps", len(one) + 1, len(one) + 1 + len(two), two, "en", "h")
+    sa, sb = _sentences(a, 0), _sentences(b, 1)
+    scored = [_scored(sa[:2], 0.3), _scored(sa[1:], 0.2), _scored(sb, 0.1)]
+    reply = "Here's how I wrote it down: " + to_first_person(one, ("Raj",)) + " [1]"
+    history = [{"role": "user", "content": "What went wrong?"}, {"role": "assistant", "content": reply}]
+    nxt = _answer(scored, [a, b], question="And then?", history=history)
+    assert nxt.citations[0].quote.startswith("At the team meeting") and not nxt.abstained
+    last = "Here's how I wrote it down: " + to_first_person(two, ("Raj",)) + " [1]"
+    history = [{"role": "user", "content": "What went wrong?"}, {"role": "assistant", "content": last}]
+    end = _answer(scored, [a, b], question="And then?", history=history, entry_ends={1})
+    assert end.abstained and end.text == ENTRY_ENDS["en"] and end.citations == []
+    unknown = _answer(scored, [a, b], question="And then?", history=history)
+    assert not unknown.abstained and unknown.citations
+
+
+def test_and_then_after_the_last_line_of_raj_s_first_training_run(agent: Any) -> None:
+    """With the bundled writings: the lesson ends its entry; "And then?" says so, in the asker's
+    language, instead of quoting the lesson again."""
+    from agent.backends.extractive import ENTRY_ENDS
+
+    first = agent.ask("What did you learn from your first big training run?", persona="raj", backend="extractive")
+    history = [
+        {"role": "user", "content": "What did you learn from your first big training run?"},
+        {"role": "assistant", "content": first.text},
+    ]
+    then = agent.ask("And then?", persona="raj", backend="extractive", history=history)
+    assert then.abstained and then.text == ENTRY_ENDS["en"]
+
+
+def test_and_then_goes_on_into_the_next_chunk_of_the_interns_last_section(agent: Any) -> None:
+    """With the bundled writings: the intern's last section is two chunks; next_in_entry finds the
+    second after the first and nothing after the second, and "And then?" after the first's last
+    lines quotes the second's."""
+    idx = agent.retriever.index("intern")
+    (first, second) = next(v for v in idx.entries.values() if len(v) == 2)
+    assert agent.retriever.next_in_entry("intern", first) == second
+    assert agent.retriever.next_in_entry("intern", second) is False
+    q = "Who are you grateful to?"
+    answer = agent.ask(q, persona="intern", backend="extractive")
+    assert answer.citations and answer.citations[0].end <= first.end
+    history = [{"role": "user", "content": q}, {"role": "assistant", "content": answer.text}]
+    then = agent.ask("And then?", persona="intern", backend="extractive", history=history)
+    assert [c.chunk_id for c in then.citations] == [second.id]
 
 
 def test_a_follow_up_asking_what_came_next_goes_on_from_where_the_last_answer_left_the_story() -> None:

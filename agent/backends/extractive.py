@@ -9,7 +9,6 @@ answer's words (agent.voice); the citation still quotes the source verbatim.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -18,6 +17,7 @@ from agent.backends import AnswerRequest
 from agent.citations import MARKER, cite
 from agent.compose import FOLLOW, Scored, Sentence, Span, rerank_views, select_spans
 from agent.coverage import name_list
+from agent.question import asks_next
 from agent.views import states_view
 from agent.voice import self_names, to_first_person
 from knowledge.text import lexical_tokens
@@ -80,18 +80,6 @@ def outside_speech(chunk: Chunk, start: int, end: int) -> tuple[int, int]:
     return a + chunk.start, b + chunk.start
 
 
-# A follow-up that asks what came next ("What happened after that?", "그 다음엔 어떻게 하셨어요?").
-_NEXT = re.compile(
-    r"\b(?:then|next|after(?:wards)?|later|what happened)\b|그\s*다음|그\s*후|그\s*뒤|이후|다음(?:에|엔)|그러고\s*나서",
-    re.IGNORECASE,
-)
-
-
-def asks_next(question: str) -> bool:
-    """True when ``question`` asks what came next (``_NEXT``)."""
-    return bool(_NEXT.search(question))
-
-
 def told(sentences: Iterable[Sentence], reply: str, names: tuple[str, ...]) -> list[Sentence]:
     """The ``sentences`` the previous ``reply`` already told: every lexical token of the sentence,
     made first person as answers quote it (agent.voice.to_first_person: "Raj는" is "나는" there), is
@@ -105,27 +93,61 @@ def told(sentences: Iterable[Sentence], reply: str, names: tuple[str, ...]) -> l
     return out
 
 
-def continuation(scored: Sequence[Scored], reply: str, names: tuple[str, ...]) -> list[Scored]:
+def continuation(
+    scored: Sequence[Scored], reply: str, names: tuple[str, ...], entry_of: Sequence[object] = ()
+) -> list[Scored] | None:
     """For a follow-up asking what came next: the windows of the passage the previous ``reply``
-    told most of, those that open on the first sentence after the last one it told first (their
-    score raised by 1.0, far past any other window: the story goes on from where the reply left
-    it), then the passage's other windows, whose sentences a span may go on through; [] when the
-    reply told none of these passages' sentences or nothing follows in that passage."""
+    told most of, and of the passages of the same entry (``entry_of[passage]``: an entry key per
+    passage; the pipeline adds an entry's next chunk for such a follow-up), those that open on the
+    first sentence after the last one it told first (their score raised by 1.0, far past any other
+    window: the story goes on from where the reply left it), then the entry's other windows, whose
+    sentences a span may go on through. [] when the reply told none of these passages' sentences;
+    None when it told some and nothing follows them in the passages (the caller says whether the
+    entry ends there)."""
     sentences = list(dict.fromkeys(s for x in scored for s in x.window.sentences))
     said = told(sentences, reply, names)
     if not said:
         return []
     passage = Counter(s.passage for s in said).most_common(1)[0][0]
+
+    def same(p: int) -> bool:
+        return p == passage or (passage < len(entry_of) and p < len(entry_of) and entry_of[p] == entry_of[passage])
+
     last = max(s.start for s in said if s.passage == passage)
-    after = sorted({s.start for s in sentences if s.passage == passage and s.start > last})
+    after = sorted({(s.start, s.passage) for s in sentences if same(s.passage) and s.start > last})
     if not after:
-        return []
-    mine = [x for x in scored if x.window.passage == passage]
-    going = [x for x in mine if x.window.sentences[0].start == after[0]]
+        return None
+    mine = [x for x in scored if same(x.window.passage)]
+    going = [x for x in mine if (x.window.sentences[0].start, x.window.passage) == after[0]]
     if not going:
         return []
     raised = [Scored(x.window, x.score + 1.0, x.dense, x.lift, x.lexical, x.view) for x in going]
     return sorted(raised, key=lambda x: -x.score) + [x for x in mine if x not in going]
+
+
+# When the previous reply told a story up to the end of its entry: what came next was not written.
+ENTRY_ENDS = {
+    "en": "That's where I stopped writing about it: I didn't write down what came after.",
+    "ko": "그 이야기는 거기까지만 적어 두었어요. 그 뒤의 일은 쓰지 않았어요.",
+}
+
+
+def _ends_entry(scored: Sequence[Scored], reply: str, request: AnswerRequest) -> bool:
+    """Whether the passage the previous ``reply`` told most of ends its entry (the pipeline's
+    ``context["entry_ends"]``: passage indices known to end theirs)."""
+    ends = request.context.get("entry_ends") or ()
+    sentences = list(dict.fromkeys(s for x in scored for s in x.window.sentences))
+    said = told(sentences, reply, self_names(request.persona.name))
+    return bool(said) and Counter(s.passage for s in said).most_common(1)[0][0] in ends
+
+
+def _entry_ends(request: AnswerRequest, backend: str) -> Iterator[str | Answer]:
+    """The honest reply to "And then?" after the last line of an entry: nothing is quoted again."""
+    text = ENTRY_ENDS["ko" if request.lang == "ko" else "en"]
+    yield text
+    yield Answer(
+        text=text, citations=[], abstained=True, persona=request.persona.id, backend=backend, question=request.question
+    )
 
 
 class ExtractiveBackend:
@@ -165,7 +187,11 @@ class ExtractiveBackend:
         # instead of quoting the same lines again.
         previous = next((m["content"] for m in reversed(request.history) if m.get("role") == "assistant"), "")
         if previous and asks_next(request.question):
-            going_on = continuation(scored, previous, self_names(request.persona.name))
+            entries = [(r.chunk.source, r.chunk.entry_index) for r in request.passages]
+            going_on = continuation(scored, previous, self_names(request.persona.name), entries)
+            if going_on is None and _ends_entry(scored, previous, request):
+                yield from _entry_ends(request, self.name)
+                return
             if going_on:
                 scored, kind, led = going_on, "fact", None
         # A question about an event names its setup; what came of it follows (compose.FOLLOW).
