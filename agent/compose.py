@@ -417,8 +417,9 @@ VIEW_TERMS = 0.05  # for view questions: weight of the question's terms held by 
 _SAYING = frozenset(lexical_tokens("say says said saying tell tells told"))
 # Evaluative words frame an opinion question ("Is bigger always better ...?") the way verbs of
 # saying do; as terms they match any sentence that judges anything ("neural is better than
-# statistical").
-_EVALUATIVE = frozenset(lexical_tokens("good better best bad worse worst always ever never really actually worth"))
+# statistical"). So does "like": a verb of liking ("Do you like ...?"), or a preposition that only
+# brings in examples ("Do you think models like GPT-3 are actually thinking?").
+_EVALUATIVE = frozenset(lexical_tokens("good better best bad worse worst always ever never really actually worth like"))
 
 
 def question_terms(

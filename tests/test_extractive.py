@@ -242,6 +242,10 @@ def test_evaluative_words_frame_a_view_question_not_its_topic() -> None:
     terms = question_terms("Is bigger always better for language models?", idf)
     assert set(terms) == set(lexical_tokens("bigger language models"))
     assert set(question_terms("Is it worth blogging?", idf, unknown=True)) == set(lexical_tokens("blogging"))
+    # "like" brings in examples: the written question 'So is the model "thinking"?' holds the
+    # topic of "Do you think models like GPT-3 are actually thinking?" (asked_here's share).
+    liking = question_terms("Do you think models like GPT-3 are thinking?", idf, unknown=True)
+    assert set(liking) == set(lexical_tokens("models GPT-3 thinking"))
 
 
 def _window(passage: int, lang: str, text: str, start: int) -> Window:
