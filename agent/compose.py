@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from knowledge.text import detect_lang, has_hangul, latin_tokens, lexical_tokens, split_sentences
+from knowledge.text import detect_lang, has_hangul, latin_tokens, lexical_tokens, morphemes, split_sentences
 from knowledge.types import Retrieved
 
 
@@ -351,8 +351,6 @@ _SETTING_NOUNS = frozenset({"때", "후", "뒤", "다음", "동안", "전"})
 def setting(question: str) -> str:
     """The part of ``question`` that sets the scene (see ``_SETTING_EN``): "" when there is none."""
     if has_hangul(question):
-        from knowledge.text import morphemes
-
         ms = morphemes(question)
         end = 0
         for prev, cur in zip(ms, ms[1:], strict=False):

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
@@ -391,7 +391,7 @@ class HybridRetriever:
         row = idx.lexical.row_of(chunk_id)
         return None if row is None else idx.chunks_at([row]).get(row)
 
-    def next_in_entry(self, persona: str, chunk: Chunk) -> Chunk | None | bool:
+    def next_in_entry(self, persona: str, chunk: Chunk) -> Chunk | Literal[False] | None:
         """The chunk that follows ``chunk`` within its entry; False when ``chunk`` ends its entry;
         None when that is not known: a persona above ``SCAN_CHUNKS`` chunks, whose chunks are never
         all loaded for this (a store read of every chunk per follow-up would cost seconds there)."""

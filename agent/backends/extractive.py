@@ -93,27 +93,32 @@ def told(sentences: Iterable[Sentence], reply: str, names: tuple[str, ...]) -> l
     return out
 
 
-def continuation(
-    scored: Sequence[Scored], reply: str, names: tuple[str, ...], entry_of: Sequence[object] = ()
-) -> list[Scored] | None:
-    """For a follow-up asking what came next: the windows of the passage the previous ``reply``
-    told most of, and of the passages of the same entry (``entry_of[passage]``: an entry key per
-    passage; the pipeline adds an entry's next chunk for such a follow-up), those that open on the
-    first sentence after the last one it told first (their score raised by 1.0, far past any other
-    window: the story goes on from where the reply left it), then the entry's other windows, whose
-    sentences a span may go on through. [] when the reply told none of these passages' sentences;
-    None when it told some and nothing follows them in the passages (the caller says whether the
-    entry ends there)."""
+def told_at(scored: Sequence[Scored], reply: str, names: tuple[str, ...]) -> tuple[int, int] | None:
+    """``(passage, start)``: the passage of ``scored`` whose sentences the previous ``reply`` told
+    most of (:func:`told`), and the file offset of the last of them it told; None when it told none."""
     sentences = list(dict.fromkeys(s for x in scored for s in x.window.sentences))
     said = told(sentences, reply, names)
     if not said:
-        return []
+        return None
     passage = Counter(s.passage for s in said).most_common(1)[0][0]
+    return passage, max(s.start for s in said if s.passage == passage)
+
+
+def continuation(scored: Sequence[Scored], at: tuple[int, int], entry_of: Sequence[object] = ()) -> list[Scored] | None:
+    """For a follow-up asking what came next, after a reply that told passage ``at[0]`` up to the
+    sentence at offset ``at[1]`` (:func:`told_at`): the windows of that passage and of the passages
+    of the same entry (``entry_of[passage]``: an entry key per passage; the pipeline adds an
+    entry's next chunk for such a follow-up) that open on the first sentence after it first (their
+    score raised by 1.0, far past any other window: the story goes on from where the reply left
+    it), then the entry's other windows, whose sentences a span may go on through. None when
+    nothing follows in these passages (the caller knows whether the entry ends there); [] when no
+    window opens on what follows."""
+    passage, last = at
 
     def same(p: int) -> bool:
         return p == passage or (passage < len(entry_of) and p < len(entry_of) and entry_of[p] == entry_of[passage])
 
-    last = max(s.start for s in said if s.passage == passage)
+    sentences = list(dict.fromkeys(s for x in scored for s in x.window.sentences))
     after = sorted({(s.start, s.passage) for s in sentences if same(s.passage) and s.start > last})
     if not after:
         return None
@@ -130,15 +135,6 @@ ENTRY_ENDS = {
     "en": "That's where I stopped writing about it: I didn't write down what came after.",
     "ko": "그 이야기는 거기까지만 적어 두었어요. 그 뒤의 일은 쓰지 않았어요.",
 }
-
-
-def _ends_entry(scored: Sequence[Scored], reply: str, request: AnswerRequest) -> bool:
-    """Whether the passage the previous ``reply`` told most of ends its entry (the pipeline's
-    ``context["entry_ends"]``: passage indices known to end theirs)."""
-    ends = request.context.get("entry_ends") or ()
-    sentences = list(dict.fromkeys(s for x in scored for s in x.window.sentences))
-    said = told(sentences, reply, self_names(request.persona.name))
-    return bool(said) and Counter(s.passage for s in said).most_common(1)[0][0] in ends
 
 
 def _entry_ends(request: AnswerRequest, backend: str) -> Iterator[str | Answer]:
@@ -186,10 +182,16 @@ class ExtractiveBackend:
         # "What happened after that?": the story goes on from where the previous answer left it,
         # instead of quoting the same lines again.
         previous = next((m["content"] for m in reversed(request.history) if m.get("role") == "assistant"), "")
-        if previous and asks_next(request.question):
+        at = (
+            told_at(scored, previous, self_names(request.persona.name))
+            if previous and asks_next(request.question)
+            else None
+        )
+        if at is not None:
             entries = [(r.chunk.source, r.chunk.entry_index) for r in request.passages]
-            going_on = continuation(scored, previous, self_names(request.persona.name), entries)
-            if going_on is None and _ends_entry(scored, previous, request):
+            going_on = continuation(scored, at, entries)
+            if going_on is None and at[0] in (request.context.get("entry_ends") or ()):
+                # The pipeline knows this passage ends its entry (``context["entry_ends"]``).
                 yield from _entry_ends(request, self.name)
                 return
             if going_on:
