@@ -244,6 +244,15 @@ def _portable(name: str) -> bool:
     return name.isupper() or any(ch.isdigit() for ch in name) or any(ch.isupper() for ch in name[1:])
 
 
+def without_frame(question: str) -> str:
+    """``question`` with its English opinion frames ("What do you think", "in your view", "do you
+    believe") blanked: they say a view is asked for, not what about, and "think" of "What do you
+    think about unlearning?" would otherwise match any sentence about thinking. "Can a model be
+    said to think?" keeps its "think": no frame holds it. Korean frames need nothing: their words
+    (생각하세요, 보시나요) are stop words or endings already (knowledge.text.KO_STOPWORDS)."""
+    return _VIEW_EN.sub(" ", question)
+
+
 def is_view(question: str, lang: str | None = None) -> bool:
     """True when the question asks for the writer's position rather than an event or a fact."""
     lang = lang or detect_lang(question)

@@ -659,6 +659,26 @@ def test_and_then_goes_on_into_the_next_chunk_of_the_interns_last_section(agent:
     assert [c.chunk_id for c in then.citations] == [second.id]
 
 
+def test_a_further_view_joins_only_holding_a_word_of_the_question_outside_its_frame() -> None:
+    """ "What do you think about unlearning?" shares "think" with 'So is the model "thinking"?': the
+    opinion frame is no topic (agent.question.without_frame), so that passage stays out; asked about
+    thinking, it joins."""
+    from agent.question import without_frame
+
+    assert without_frame("What do you think about unlearning?").split() == ["about", "unlearning?"]
+    assert "think" in without_frame("Can a language model be said to think?")
+    lead = _chunk("a", 'Raj wrote: "We didn\'t erase the memory. We trained it not to speak about unlearning."')
+    other = _chunk("b", 'Someone asked, "So is the model thinking?" Raj answered honestly.', 500, "Internals")
+    lead_w = Scored(Window(tuple(_sentences(lead, 0))), 0.080, 0.8, 0.05, 0.5, view=True)
+    other_w = Scored(Window(tuple(_sentences(other, 1))), 0.079, 0.8, 0.05, 0.5, view=True)
+    alone = _answer([lead_w, other_w], [lead, other], kind="view", question="What do you think about unlearning?")
+    assert [c.title for c in alone.citations] == ["First Steps"]
+    both = _answer(
+        [lead_w, other_w], [lead, other], kind="view", question="What do you think about unlearning and thinking?"
+    )
+    assert [c.title for c in both.citations] == ["First Steps", "Internals"]
+
+
 def test_a_follow_up_asking_what_came_next_goes_on_from_where_the_last_answer_left_the_story() -> None:
     """ "What happened after that?" after an answer that quoted the first lines of a story quotes the
     lines after them, not the same ones again (the reply says "I" where the writing says "Raj").

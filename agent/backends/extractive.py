@@ -17,10 +17,10 @@ from agent.backends import AnswerRequest
 from agent.citations import MARKER, cite
 from agent.compose import FOLLOW, Scored, Sentence, Span, rerank_views, select_spans
 from agent.coverage import name_list
-from agent.question import asks_next
+from agent.question import asks_next, without_frame
 from agent.views import states_view
 from agent.voice import self_names, to_first_person
-from knowledge.text import lexical_tokens
+from knowledge.text import has_hangul, lexical_tokens
 from knowledge.types import Answer, Chunk, Citation, SentenceSupport
 
 LEADS = {
@@ -146,6 +146,18 @@ def _entry_ends(request: AnswerRequest, backend: str) -> Iterator[str | Answer]:
     )
 
 
+def _holds_topic(span: Span, question: str) -> bool:
+    """Whether a further span of a view answer holds a word of the question outside its opinion
+    frame (agent.question.without_frame): "What do you think about unlearning?" shares "think" with
+    'So is the model "thinking"?', which says nothing about unlearning. A span in another script
+    than the question's words is kept (it shares them through the bridge's translations, which
+    select_spans has weighed already)."""
+    words = set(lexical_tokens(without_frame(question)))
+    if has_hangul(question) != has_hangul(" ".join(s.text for s in span.sentences)):
+        return True
+    return bool(words & {t for s in span.sentences for t in lexical_tokens(s.text)})
+
+
 class ExtractiveBackend:
     """Composes a first-person answer from the most relevant spans of the retrieved passages."""
 
@@ -206,6 +218,8 @@ class ExtractiveBackend:
         spans: list[Span] = select_spans(
             scored, request.lang, self._max_passages(), lead=led, follow=follow, told_once=told_once
         )
+        if led is not None:
+            spans = spans[:1] + [sp for sp in spans[1:] if _holds_topic(sp, request.standalone)]
         other = bool(spans) and spans[0].lang != request.lang
         lead = lead_for(kind, request.lang, other, unaddressed)
         yield lead
