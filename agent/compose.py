@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from agent.voice import QUOTE_CHARS
 from knowledge.text import detect_lang, has_hangul, latin_tokens, lexical_tokens, morphemes, split_sentences
 from knowledge.types import Retrieved
 
@@ -532,7 +533,7 @@ def hands_over(sentence: str) -> bool:
     the speech is spoken in ("After three review rounds, the reviewer finally changed their
     position." -> "You were right. This really is emergent.")."""
     text = sentence.strip()
-    return introduces_speech(text) or not any(q in text for q in '"“”')
+    return introduces_speech(text) or not any(q in text for q in QUOTE_CHARS)
 
 
 def select_spans(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 # Straight and curly double quotes; single quotes are apostrophes too often to count as speech.
-_QUOTE_CHARS = '"“”'
+QUOTE_CHARS = '"“”'
 
 # English verbs whose third-person form changes with "I" (the diaries are mostly past tense).
 _EN_AGREE = {
@@ -65,7 +65,7 @@ def _speech_mask(text: str) -> list[bool]:
     mask = [False] * len(text)
     inside = False
     for i, ch in enumerate(text):
-        if ch in _QUOTE_CHARS:
+        if ch in QUOTE_CHARS:
             if ch == "“":
                 inside = True
             elif ch == "”":

@@ -39,7 +39,6 @@ UNADDRESSED_OTHER_LANG = {
     "en": "I haven't written about {topic} directly; the nearest view I have written down is in Korean:",
     "ko": "{topic}에 대해 직접 쓴 적은 없지만, 가장 가까운 제 생각은 영어로 적어 두었어요:",
 }
-_QUOTES = '"“”'
 
 
 def lead_for(kind: str, lang: str, other_lang: bool, unaddressed: tuple[str, ...] = ()) -> str:
