@@ -331,7 +331,7 @@ def boost_lessons(
     before its lesson is, so another entry's lesson never takes the answer."""
     if not scored:
         return []
-    top = scored[0].window.passage
+    top = next((x for x in scored if one_story(x.window)), scored[0]).window.passage
     out = []
     for s in scored:
         has = same_entry(s.window.passage, top) and any(_LESSON_SENTENCE.search(x.text) for x in s.window.sentences)
@@ -387,9 +387,10 @@ def boost_asked(
     boost: float = LEXICAL_WEIGHT,
 ) -> list[Scored]:
     """``scored`` re-ranked for a fact question with a setting (:func:`asked_terms` ``asked``,
-    term -> idf): the windows of the best window's entry (``same_entry(passage_a, passage_b) ->
-    bool``, passage indices) gain ``boost`` times their share of the asked terms' weight, so of two
-    windows of the story the setting located, the one holding what is asked ("팀장이 답했다.
+    term -> idf): the windows of the best window's entry (the best within one story,
+    :func:`one_story`; ``same_entry(passage_a, passage_b) -> bool``, passage indices) gain
+    ``boost`` times their share of the asked terms' weight, so of two windows of the story the
+    setting located, the one holding what is asked ("팀장이 답했다.
     "괜찮아. ..."" for "Loss가 폭발했을 때 팀장님이 뭐라고 하셨어요?") outranks the one that only
     retells the setting. Only within that entry: what is asked is often a verb any story holds
     ("What did you find when ...?" against "Couldn't find the cause."), while the setting names
@@ -397,7 +398,7 @@ def boost_asked(
     total = sum(asked.values())
     if not scored or total <= 0:
         return list(scored)
-    top = scored[0].window.passage
+    top = next((x for x in scored if one_story(x.window)), scored[0]).window.passage
     out = []
     for s in scored:
         share = 0.0
@@ -521,6 +522,33 @@ def opens_story(sentence: str) -> bool:
     return bool(_OPENS_STORY.match(sentence))
 
 
+def story_around(text: str, offset: int, at: int) -> str:
+    """The story of ``text`` (a chunk whose first character sits at file offset ``offset``) that
+    holds file offset ``at``: its sentences from the last one at or before ``at`` that opens a story
+    (:func:`opens_story`) to the next one that does (the whole of ``text`` when none does). Raj's
+    English diary runs several stories on in one entry; the story locates a view of the entry that
+    shares no word with a question ("Maybe we weren't optimizing—we were just mythologizing lucky
+    configurations." sits in the story of the team's "secret recipe")."""
+    start, end = offset, offset + len(text)
+    for s, e in split_sentences(text, offset):
+        if not opens_story(text[s - offset : e - offset]):
+            continue
+        if s <= at:
+            start = s
+        else:
+            end = s
+            break
+    return text[start - offset : end - offset]
+
+
+def one_story(window: Window) -> bool:
+    """False when ``window`` runs on into the first line of another story (:func:`opens_story`):
+    "... that's the professor's job. One weekend, I ran ..." is two stories' ends, and its cosine
+    with a question can beat either half's. Such a window is scored (the abstention features read
+    it) but neither quoted nor trusted to locate the story a question asks about."""
+    return not any(opens_story(s.text) for s in window.sentences[1:])
+
+
 def introduces_speech(sentence: str) -> bool:
     """True when ``sentence`` ends by handing over to speech (``_INTRODUCES_SPEECH``): a quoted span
     that ends on it goes on through the speech that follows (agent.compose.select_spans)."""
@@ -575,6 +603,16 @@ def select_spans(
     of one story, not against a story told once."""
     if not scored:
         return []
+    all_sents: dict[int, list[Sentence]] = {}
+    for cand in scored:
+        for s in cand.window.sentences:
+            lst = all_sents.setdefault(s.passage, [])
+            if s not in lst:
+                lst.append(s)
+    for lst in all_sents.values():
+        lst.sort(key=lambda s: s.start)
+    # A quote tells one story: the best window within one story leads (:func:`one_story`).
+    scored = [x for x in scored if one_story(x.window)] or list(scored)
     top = scored[0].score
     ranked = sorted(
         scored,
@@ -593,14 +631,6 @@ def select_spans(
             led.sort(key=lambda x: -x.score)
         top = led[0].score
         ranked = led + [x for x in ranked if x.window.passage not in lead and x.view]
-    all_sents: dict[int, list[Sentence]] = {}
-    for cand in scored:
-        for s in cand.window.sentences:
-            lst = all_sents.setdefault(s.passage, [])
-            if s not in lst:
-                lst.append(s)
-    for lst in all_sents.values():
-        lst.sort(key=lambda s: s.start)
     chosen: dict[int, list[Sentence]] = {}
     best_lex: dict[int, float] = {}
     order: list[int] = []
@@ -620,6 +650,8 @@ def select_spans(
             hi = max(have[-1].start, w.sentences[-1].start)
             joined = [s for s in all_sents[w.passage] if lo <= s.start <= hi]
             extra = len(joined) - len(set(have) | set(w.sentences))
+            if any(opens_story(s.text) for s in joined[1:]):
+                continue  # two stories of one entry are two quotes, not one
             if (
                 w.sentences[0].start < have[0].start
                 and cand.lexical <= best_lex[w.passage]
@@ -648,7 +680,9 @@ def select_spans(
         if before and not stands_alone(sents[0]):
             sents = before + sents  # "From that day on, I began ..." says why only with the sentence before
         if follow > 0:
-            sents = sents + [s for s in block if s.start > sents[-1].start][:follow]
+            nxt = [s for s in block if s.start > sents[-1].start][:follow]
+            cut = next((j for j, s in enumerate(nxt) if opens_story(s.text)), len(nxt))
+            sents = sents + nxt[:cut]  # what came of it, not the next story ("Six months ago, ...")
         after = [s for s in block if s.start > sents[-1].start][:1]
         speech_next = bool(after) and (after[0].speaker or after[0].text.lstrip().startswith(_OPEN_QUOTES))
         if speech_next and hands_over(sents[-1].text):

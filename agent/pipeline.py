@@ -26,6 +26,7 @@ from agent.compose import (
     candidate_sentences,
     question_terms,
     score_windows,
+    story_around,
     term_share,
     windows,
 )
@@ -623,10 +624,21 @@ class Agent:
             mine = [i for i, v in enumerate(views) if (v.source, v.title) == entry]
             if mine:
                 # Within an entry the title adds the same terms to every view: the view score with
-                # the sentence's own terms in place of its title's.
-                top = max(mine, key=lambda i: lifted[i] + VIEW_LEXICAL * own[i])
+                # the sentence's own terms in place of its title's, and those of the story it sits in
+                # (an entry that tells several stories: the one the question's terms are in).
+                story = {i: term_share(weights, self._story_of(views[i], chunk_of)) for i in mine}
+                top = max(mine, key=lambda i: lifted[i] + VIEW_LEXICAL * (own[i] + story[i]))
                 offsets[entry] = (views[top].start, views[top].end)
         return reordered, offsets
+
+    @staticmethod
+    def _story_of(view: View, chunk_of: dict[str, Chunk]) -> str:
+        """The story of its chunk that ``view`` sits in (agent.compose.story_around); the view's own
+        words when its chunk is not at hand."""
+        chunk = chunk_of.get(view.chunk_id)
+        if chunk is None or not chunk.start <= view.start < chunk.end:
+            return view.own
+        return story_around(chunk.text, chunk.start, view.start)
 
     def _view_pool(
         self, persona: str, question: str, vector: Sequence[float], passages: list[Retrieved]

@@ -288,12 +288,12 @@ def _sents(texts: list[str], passage: int = 0) -> list[Sentence]:
 
 
 def test_a_near_tied_window_does_not_put_a_sentence_in_front_that_holds_nothing_more() -> None:
-    """The sentence "He smiled and said, ..." ends the story before; the window that adds it in front of "In
-    2019, ..." ties on the question's terms. It joins only when the span's first sentence leans
+    """The sentence "He smiled and said, ..." ends the story before; the window that adds it in front of "I was
+    assigned ..." ties on the question's terms. It joins only when the span's first sentence leans
     back on it (speech, "But ...", "Their ...") or it holds a chosen view."""
     from agent.compose import select_spans, stands_alone
 
-    s = _sents(['He smiled and said, "The world is about to change."', "In 2019, I was assigned a run.", "16 GPUs."])
+    s = _sents(['He smiled and said, "The world is about to change."', "I was assigned a run.", "16 GPUs."])
     best = Scored(Window(tuple(s[1:])), 0.112, 0.89, 0.04, 0.38)
     wider = Scored(Window(tuple(s)), 0.111, 0.89, 0.04, 0.38)
     assert [x.text for x in select_spans([best, wider], "en")[0].sentences] == [s[1].text, s[2].text]
@@ -602,6 +602,53 @@ def test_a_span_never_ends_on_the_first_line_of_another_story() -> None:
     # A span of that one line alone is kept: it is what the window holds.
     alone = _answer([_scored(sents[3:4], 0.2)], [chunk], kind="view")
     assert alone.citations[0].quote.startswith("Six months ago")
+
+
+def test_a_fact_answer_and_its_windows_stay_within_one_story() -> None:
+    """An event's answer goes on through what came of it (compose.FOLLOW), but not into the next
+    story; a window running across a story's first line is not quoted, and two windows of one
+    entry either side of it are not joined into one quote."""
+    from agent.compose import select_spans
+
+    text = (
+        'Someone in the audience asked, "So is the model thinking?" I answered honestly. '
+        '"I don\'t know. But something similar is happening." Six months ago, I built a tool to '
+        "visualize attention patterns. When I saw the results, I was confused."
+    )
+    chunk = _chunk("a", text)
+    sents = _sentences(chunk, 0)
+    answer = _answer([_scored(sents[:3], 0.2), _scored(sents[3:], 0.1)], [chunk], kind="fact")
+    quote = answer.citations[0].quote
+    assert quote.endswith('something similar is happening."') and "Six months ago" not in quote
+    across = Scored(Window(tuple(sents[2:4])), 0.3, 0.8, 0.05, 0.3)
+    within = Scored(Window(tuple(sents[3:5])), 0.2, 0.8, 0.05, 0.3)
+    assert [sp.sentences for sp in select_spans([across, within], "en")] == [tuple(sents[3:5])]
+    before = Scored(Window(tuple(sents[1:3])), 0.2, 0.8, 0.05, 0.3)
+    after = Scored(Window(tuple(sents[3:5])), 0.19, 0.8, 0.05, 0.3)
+    spans = select_spans([before, after], "en")
+    assert [sp.sentences for sp in spans] == [tuple(sents[1:3])]
+
+
+def test_story_around_is_the_story_that_holds_an_offset() -> None:
+    from agent.compose import story_around
+
+    text = "Admitting it is my job. One weekend, I ran tests. It worked. Last year, I wrote a paper."
+    assert story_around(text, 100, 100) == "Admitting it is my job. "
+    assert story_around(text, 100, 100 + text.index("It worked")) == "One weekend, I ran tests. It worked. "
+    assert story_around(text, 100, 100 + text.index("Last year")) == "Last year, I wrote a paper."
+    assert story_around("No story opens here. At all.", 0, 5) == "No story opens here. At all."
+
+
+def test_a_view_answer_quotes_the_story_the_question_is_about_within_a_many_story_entry(agent: Any) -> None:
+    """Raj's hyperparameter entry tells the professor's "I don't know either" and the weekend the
+    team's "secret recipe" fell: a question about the recipe is answered with that story's view,
+    and no quote runs from one story into the other."""
+    answer = agent.ask(
+        "Should a lab keep trusting its secret recipe of tuning tricks?", persona="raj", backend="extractive"
+    )
+    quote = answer.citations[0].quote
+    assert "mythologizing lucky configurations" in quote
+    assert "professor" not in quote.lower()
 
 
 def test_and_then_goes_on_into_the_entrys_next_chunk_and_says_so_where_the_entry_ends() -> None:
