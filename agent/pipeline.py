@@ -491,7 +491,10 @@ class Agent:
         """The sentence windows of ``passages``, scored (agent.compose.score_windows); a sentence the
         ingest scan would flag (an instruction planted in a source) is never a candidate."""
         sentences = [s for s in candidate_sentences(passages) if instruction_like(s.text) is None]
-        return score_windows(question, vector, windows(sentences), self.sentences, self.idf(persona), extra=extra)
+        titles = [r.chunk.title for r in passages]
+        return score_windows(
+            question, vector, windows(sentences), self.sentences, self.idf(persona), extra=extra, titles=titles
+        )
 
     def views_first(
         self,

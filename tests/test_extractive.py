@@ -223,6 +223,34 @@ def test_a_term_the_writer_used_decides_between_near_tied_windows() -> None:
     assert score_windows("Which one?", [1.0, 0.0], [near, answer], Cache(), {})[0].window is near  # type: ignore[arg-type]
 
 
+def test_a_term_only_the_entry_title_holds_counts_in_part_for_its_windows() -> None:
+    """compose.TITLE_SHARE: "What did you learn about writing?" and two windows of equal cosine,
+    one in the section titled "A New Perspective on Writing" (whose sentences never say "writing"):
+    that one ranks first; Scored.lexical stays the window's own."""
+    import numpy as np
+
+    from agent.compose import LEXICAL_WEIGHT, TITLE_SHARE, score_windows
+
+    def sent(text: str, passage: int) -> Sentence:
+        return Sentence(text=text, start=0, end=len(text), passage=passage, lang="en", position=0)
+
+    other = Window((sent("I ran jobs on many nodes.", 0),))
+    headed = Window((sent("My notes could help others walking the same path.", 1),))
+
+    class Cache:  # every window at cosine 0.85 with the question
+        def embed(self, texts: list[str]) -> np.ndarray:
+            return np.asarray([[0.85, np.sqrt(1 - 0.85**2)] for _ in texts])
+
+    q = "What did you learn about writing?"
+    titles = ["5. How The Internship Re-wired My Research Mindset", "4. A New Perspective on Writing"]
+    ranked = score_windows(q, [1.0, 0.0], [other, headed], Cache(), {}, passage_prior=0.0, titles=titles)  # type: ignore[arg-type]
+    assert ranked[0].window is headed and ranked[0].lexical == ranked[1].lexical
+    assert ranked[0].score - ranked[1].score > 0 and TITLE_SHARE < 1
+    assert ranked[0].score - ranked[1].score <= LEXICAL_WEIGHT * TITLE_SHARE
+    plain = score_windows(q, [1.0, 0.0], [other, headed], Cache(), {}, passage_prior=0.0)  # type: ignore[arg-type]
+    assert plain[0].score == plain[1].score
+
+
 def test_verbs_of_saying_frame_a_view_question_not_its_topic() -> None:
     """The question "Can a model be said to think?" must not match every "I said" of a diary's dialogue."""
     from agent.compose import question_terms
