@@ -404,6 +404,7 @@ def boost_asked(
     asked: dict[str, float],
     same_entry: Callable[[int, int], bool],
     boost: float = LEXICAL_WEIGHT,
+    equivalents: dict[str, frozenset[str]] | None = None,
 ) -> list[Scored]:
     """``scored`` re-ranked for a fact question with a setting (:func:`asked_terms` ``asked``,
     term -> idf): the windows of the best window's entry (the best within one story,
@@ -413,8 +414,13 @@ def boost_asked(
     "괜찮아. ..."" for "Loss가 폭발했을 때 팀장님이 뭐라고 하셨어요?") outranks the one that only
     retells the setting. Only within that entry: what is asked is often a verb any story holds
     ("What did you find when ...?" against "Couldn't find the cause."), while the setting names
-    the story. ``Scored.lexical`` is left as it was (the abstention rule reads it)."""
+    the story. ``Scored.lexical`` is left as it was (the abstention rule reads it).
+    ``equivalents``: asked term -> the writings' tokens in the other language that count as it (the
+    dictionary's, agent.bridge.glosses): "What did you start reading the day after that alignment
+    debate?" is asked of a story only the Korean diary tells, whose "읽기 시작했다" holds "read" and
+    "start" as 읽 and 시작."""
     total = sum(asked.values())
+    eq = equivalents or {}
     if not scored or total <= 0:
         return list(scored)
     top = next((x for x in scored if one_story(x.window)), scored[0]).window.passage
@@ -423,7 +429,7 @@ def boost_asked(
         share = 0.0
         if same_entry(s.window.passage, top):
             terms = set(lexical_tokens(s.window.text))
-            share = sum(w for t, w in asked.items() if t in terms) / total
+            share = sum(w for t, w in asked.items() if t in terms or eq.get(t, frozenset()) & terms) / total
         out.append(Scored(s.window, s.score + boost * share, s.dense, s.lift, s.lexical, s.view))
     return sorted(out, key=lambda x: -x.score)
 

@@ -39,7 +39,7 @@ from knowledge.config import Settings
 from knowledge.decode import clean
 from knowledge.errors import IndexMissingError, InputError
 from knowledge.scan import instruction_like
-from knowledge.text import count_tokens, detect_lang, lexical_tokens
+from knowledge.text import count_tokens, detect_lang, has_hangul, lexical_tokens
 from knowledge.types import Answer, Chunk, Retrieved
 
 _FOLLOW_UP = re.compile(
@@ -407,7 +407,10 @@ class Agent:
             # What is asked of the story the question's setting locates ("What did your advisor
             # say when you ran to him about ...?") decides between its windows.
             entry = [(r.chunk.source, r.chunk.title) for r in passages]
-            scored = boost_asked(scored, asked_terms(standalone, self.idf(card.id)), lambda a, b: entry[a] == entry[b])
+            asked_for = asked_terms(standalone, self.idf(card.id))
+            scored = boost_asked(
+                scored, asked_for, lambda a, b: entry[a] == entry[b], equivalents=self._equivalents(asked_for, idx)
+            )
             if asks_lesson(standalone):
                 scored = boost_lessons(scored, lambda a, b: entry[a] == entry[b])
         from agent.bridge import known_across
@@ -633,6 +636,23 @@ class Agent:
                 top = max(mine, key=lambda i: lifted[i] + VIEW_LEXICAL * (own[i] + story[i]))
                 offsets[entry] = (views[top].start, views[top].end)
         return reordered, offsets
+
+    @staticmethod
+    def _equivalents(terms: dict[str, float], idx: Any) -> dict[str, frozenset[str]]:
+        """For each of ``terms`` (a question's lexical tokens), its equivalents in the persona's other
+        language that the writings use (agent.bridge.glosses: "read" -> 읽, "start" -> 시작); {} for
+        a persona written in one language only the question is in."""
+        from agent.bridge import glosses
+
+        out: dict[str, frozenset[str]] = {}
+        vocabulary = idx.lexical.vocabulary
+        for t in terms:
+            other = "en" if has_hangul(t) else "ko"
+            if other in idx.langs:
+                found = (glosses(t, other) or frozenset()) & vocabulary
+                if found:
+                    out[t] = frozenset(found)
+        return out
 
     @staticmethod
     def _story_of(view: View, chunk_of: dict[str, Chunk]) -> str:

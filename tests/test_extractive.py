@@ -542,6 +542,25 @@ def test_what_is_asked_decides_between_the_windows_of_the_story_the_setting_loca
     assert out[0].lexical == 0.3  # the abstention rule's share is left alone
     assert next(s for s in out if s.window is other.window).score == pytest.approx(0.10)
     assert boost_asked([setup], {}, lambda a, b: True) == [setup]
+    # A story told in the other language holds the asked terms as their dictionary equivalents.
+    debate = Scored(_window(0, "ko", "새벽 4시, 둘 다 지쳤다.", 0), 0.12, 0.85, 0.05, 0.2)
+    reading = Scored(_window(0, "ko", "다음 날부터 윤리학 논문을 읽기 시작했다.", 40), 0.08, 0.84, 0.04, 0.0)
+    terms = {"read": 1.0, "start": 1.0}
+    same = lambda a, b: True  # noqa: E731
+    assert boost_asked([debate, reading], terms, same)[0].window is debate.window
+    out = boost_asked(
+        [debate, reading], terms, same, equivalents={"read": frozenset({"읽"}), "start": frozenset({"시작"})}
+    )
+    assert out[0].window is reading.window and out[0].score == pytest.approx(0.08 + LEXICAL_WEIGHT)
+
+
+def test_an_english_questions_asked_terms_find_their_korean_equivalents(agent: Any) -> None:
+    """Raj told his all-night alignment argument only in Korean: asked what he started reading the
+    day after, the answer quotes the line that says so, through the dictionary's equivalents."""
+    answer = agent.ask(
+        "What did you begin to read once the alignment argument was over?", persona="raj", backend="extractive"
+    )
+    assert answer.citations and "윤리학 논문을 읽기 시작했다" in answer.citations[0].quote
 
 
 def test_a_short_line_naming_the_speaker_opens_the_speech_it_introduces() -> None:
