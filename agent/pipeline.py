@@ -32,7 +32,7 @@ from agent.compose import (
 )
 from agent.coverage import Coverage, abstain_text, assess
 from agent.personas import DEFAULT_PERSONA, PersonaCard, get_persona, list_personas
-from agent.question import asks_next, understand
+from agent.question import asks_next, understand, without_frame
 from agent.reasoning import strip_reasoning
 from agent.views import View, build_inventory, states_view
 from knowledge.config import Settings
@@ -377,7 +377,10 @@ class Agent:
         best_views: dict[tuple[str, str], tuple[int, int]] = {}
         if understood.kind == "view":
             passages, best_views = self.views_first(card.id, standalone, vector, passages, extra=extra)
-        scored = self._score(passages, standalone, vector, card.id, extra)
+        # A view question's terms without its opinion frame: "think" of "What do you think about
+        # scaling?" is not what it asks about (agent.question.without_frame).
+        termed = without_frame(standalone) if understood.kind == "view" else standalone
+        scored = self._score(passages, termed, vector, card.id, extra)
         if understood.kind == "view":
             # An entry the question names by its title keeps the lead: its windows may never
             # repeat the name its title gives ("Yann LeCun." heads "His 1989 work ...").
@@ -393,7 +396,7 @@ class Agent:
                     settled = sorted(settled, key=lambda r: r.chunk.id != twin.id)
             if [r.chunk.id for r in settled] != [r.chunk.id for r in passages]:
                 passages = settled
-                scored = self._score(passages, standalone, vector, card.id, extra)  # passage indices moved
+                scored = self._score(passages, termed, vector, card.id, extra)  # passage indices moved
             view_offsets = {best_views[e] for e in entries(passages)[:VIEW_ENTRIES] if e in best_views}
         if view_offsets:
             scored = boost_views(scored, view_offsets)
@@ -402,7 +405,7 @@ class Agent:
                 # The new lead is one of the first VIEW_ENTRIES entries (those whose views are
                 # chosen), so the chosen views stay; the windows are scored over the new order.
                 passages = relead
-                scored = boost_views(self._score(passages, standalone, vector, card.id, extra), view_offsets)
+                scored = boost_views(self._score(passages, termed, vector, card.id, extra), view_offsets)
         elif understood.kind == "fact":
             # What is asked of the story the question's setting locates ("What did your advisor
             # say when you ran to him about ...?") decides between its windows.
