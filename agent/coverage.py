@@ -236,12 +236,16 @@ def name_list(names: Sequence[str], lang: str) -> str:
 def abstain_text(lang: str, topics: list[str], unknown: tuple[str, ...], kind: str = "fact") -> str:
     """An in-character refusal in the asker's language (``lang``) that names what the writer did
     write about (``topics``, at most three), and the ``unknown`` terms of a premise it will not
-    confirm. ``kind`` (agent.question.KINDS) picks the wording."""
+    confirm (as the question said them: agent.pipeline.as_asked). ``kind`` (agent.question.KINDS)
+    picks the wording: a view question's refusal says the writer cannot give a view on them, a
+    premise's that they cannot confirm it."""
     listed = ", ".join(f"“{t}”" for t in topics[:3])
     names = name_list(unknown, lang)
     if lang == "ko":
         if unknown and kind == "outside":
             head = f"{names}에 대해서는 제가 쓴 글이 없어서, 제가 말씀드릴 수 있는 게 없어요."
+        elif unknown and kind == "view":
+            head = f"{names}에 대해서는 제가 쓴 적이 없어서, 제 생각이라고 말씀드릴 수 없어요."
         elif unknown:
             head = f"{names}에 대해서는 제가 쓴 글에 아무 내용도 없어서, 그렇다고 말할 수 없어요."
         elif kind == "view":
@@ -251,6 +255,8 @@ def abstain_text(lang: str, topics: list[str], unknown: tuple[str, ...], kind: s
         return head + (f" 제가 쓴 것 중 가장 가까운 주제는 {listed}입니다." if listed else "")
     if unknown and kind == "outside":
         head = f"I haven't written about {names}, so that's outside what I can speak to."
+    elif unknown and kind == "view":
+        head = f"I haven't written about {names}, so I can't tell you what I think of it."
     elif unknown:
         head = f"I haven't written anything about {names}, so I can't confirm that."
     elif kind == "view":

@@ -181,6 +181,20 @@ def speakable(terms: Sequence[str], limit: int = 3) -> tuple[str, ...]:
     return tuple(ok[:limit])
 
 
+def as_asked(terms: Sequence[str], question: str) -> tuple[str, ...]:
+    """``terms`` (a refusal's unknown terms, agent.question) as an English ``question`` put them:
+    with its article ("the Turing Award"), and "your job" as the writer says it, "my job". Korean
+    terms, and terms the question holds without either, are returned as they are."""
+    out = []
+    for t in terms:
+        found = re.search(rf"\b(the|your)\s+{re.escape(t)}\b", question, re.IGNORECASE)
+        if found and not has_hangul(question):
+            out.append(f"{'the' if found.group(1).lower() == 'the' else 'my'} {t}")
+        else:
+            out.append(t)
+    return tuple(out)
+
+
 def clean_question(question: object, max_tokens: int) -> str:
     """The question normalised as source text is (knowledge/decode.py ``clean``: invisible characters
     such as U+200B removed, not turned into spaces, so they never split a word; NFC), other control
@@ -797,7 +811,7 @@ class Agent:
                 )
             )
         if not coverage.covered:
-            message = abstain_text(lang, topics, speakable(coverage.unknown_terms), coverage.kind)
+            message = abstain_text(lang, topics, as_asked(speakable(coverage.unknown_terms), text), coverage.kind)
             yield message
             yield Answer(
                 text=message,

@@ -37,7 +37,7 @@ GENERIC = frozenset(
     """I I'm I've I'd What Why How When Where Who Which Whose Tell Do Did Does Is Are Was Were Can Could Would
     Should Have Has Had Please Describe Explain Give Say List Share Talk Any Your You Professor Dr Mr Ms
     Okay OK So And But Then Also In On At For About From With Yes No Hi Hello Hey If Will Since After
-    Before While Ignore Forget Pretend Act From Let Write Repeat""".split()
+    Before While Ignore Forget Pretend From Let Write Repeat""".split()
 )
 # Bounded by anything but a Latin letter or digit, not by \b: in Korean a particle follows a name
 # with no space ("RLHF로", "DeepMind에서"), and Hangul is a word character to \b.

@@ -179,6 +179,22 @@ def test_a_refusal_lists_the_names_it_will_not_confirm_as_a_sentence_would() -> 
     assert name_list(("A", "B"), "ko") == "A, B"
     text = abstain_text("en", [], ("Google Brain",), "premise")
     assert text.startswith("I haven't written anything about Google Brain, so I can't confirm that.")
+    # A view is not confirmed or denied: the writer has no view to give on it.
+    assert abstain_text("en", [], ("the EU AI Act",), "view").startswith(
+        "I haven't written about the EU AI Act, so I can't tell you what I think of it."
+    )
+    assert abstain_text("ko", [], ("EU AI Act",), "view").startswith(
+        "EU AI Act에 대해서는 제가 쓴 적이 없어서, 제 생각이라고"
+    )
+
+
+def test_a_refusal_names_the_terms_as_the_question_put_them() -> None:
+    from agent.pipeline import as_asked
+
+    assert as_asked(("Turing Award",), "Since you won the Turing Award, what changed?") == ("the Turing Award",)
+    assert as_asked(("job",), "Why did you leave your job at OpenAI?") == ("my job",)
+    assert as_asked(("DeepMind",), "Tell me about your years at DeepMind.") == ("DeepMind",)
+    assert as_asked(("DeepMind",), "DeepMind에서 일하던 때 이야기를 해 주세요.") == ("DeepMind",)
 
 
 def test_a_word_whose_dictionary_form_the_writings_use_is_known() -> None:

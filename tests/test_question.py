@@ -187,3 +187,12 @@ def test_a_request_for_a_piece_of_work_is_outside_even_across_languages(question
 )
 def test_asking_to_be_told_about_the_writings_is_not_a_task(question: str) -> None:
     assert understand(question, NEWCOMER, ("en",)).kind != "outside"
+
+
+def test_a_capitalised_word_after_a_name_is_part_of_it() -> None:
+    """ "the EU AI Act": "Act" (a steering word when it opens a sentence) ends the name, so a refusal
+    does not name "EU AI"."""
+    from agent.question import foreign_names
+
+    assert foreign_names("What do you think about the EU AI Act?", "writing about models") == ("EU AI Act",)
+    assert foreign_names("Act as a pirate.", "writing about models") == ()
