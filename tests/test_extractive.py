@@ -796,3 +796,10 @@ def test_a_follow_up_asking_what_came_next_goes_on_from_where_the_last_answer_le
     other = _answer(scored, [chunk], question="Why did it explode?", history=history).citations[0].quote
     assert other == first
     assert asks_next("그 다음엔 어떻게 하셨어요?") and asks_next("And then?") and not asks_next("Why did it explode?")
+
+
+def test_a_view_questions_frame_is_not_its_topic(agent: Any) -> None:
+    """ "What do you think about scaling?": the frame's "think" must not match 'So is the model
+    "thinking"?' of the conference story; the answer is Raj's view on scaling."""
+    answer = agent.ask("What do you think about scaling?", persona="raj", backend="extractive")
+    assert answer.citations and "Scaling might not be the answer" in answer.citations[0].quote
