@@ -152,3 +152,17 @@ def test_a_persona_made_from_one_note_reingests_that_note_alone(tmp_path: Path) 
     (notes / "lab.md").rename(tmp_path / "lab.md")
     by_name = persona("ingest", "--persona", "one", home=home)
     assert by_name.returncode == 2 and "one's note" in by_name.stderr and "is missing" in by_name.stderr
+
+
+def test_help_lists_every_variable_the_readme_configuration_table_does() -> None:
+    """The README says `persona --help` lists the environment variables of its Configuration table."""
+    import re
+    from pathlib import Path
+
+    from ui.cli import EPILOG
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("### Configuration", 1)[1].split("\n### ", 1)[0]
+    names = set(re.findall(r"`((?:PERSONA|OPENAI)_[A-Z_]+)`", table))
+    assert "PERSONA_STRICT" in names and len(names) >= 10
+    assert sorted(n for n in names if n not in EPILOG) == []

