@@ -181,13 +181,20 @@ def speakable(terms: Sequence[str], limit: int = 3) -> tuple[str, ...]:
     return tuple(ok[:limit])
 
 
+_PHRASE_ENDS = (
+    r"(?=\s*(?:[?.!,;:)]|$)|\s+(?:and|or|in|at|on|with|for|to|from|when|while|since|as|if|because|before|after"
+    r"|during|that|which|who|go|went|gone|change|changed|has|have|had|is|was|were)\b)"
+)
+
+
 def as_asked(terms: Sequence[str], question: str) -> tuple[str, ...]:
     """``terms`` (a refusal's unknown terms, agent.question) as an English ``question`` put them:
     with its article ("the Turing Award"), and "your job" as the writer says it, "my job". Korean
     terms, and terms the question holds without either, are returned as they are."""
     out = []
     for t in terms:
-        found = re.search(rf"\b(the|your)\s+{re.escape(t)}\b", question, re.IGNORECASE)
+        # Only where the term ends its noun phrase: "the Mamba paper's claims" is not "the Mamba".
+        found = re.search(rf"\b(the|your)\s+{re.escape(t)}\b{_PHRASE_ENDS}", question, re.IGNORECASE)
         if found and not has_hangul(question):
             out.append(f"{'the' if found.group(1).lower() == 'the' else 'my'} {t}")
         else:
