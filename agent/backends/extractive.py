@@ -94,13 +94,21 @@ def told(sentences: Iterable[Sentence], reply: str, names: tuple[str, ...]) -> l
 
 def told_at(scored: Sequence[Scored], reply: str, names: tuple[str, ...]) -> tuple[int, int] | None:
     """``(passage, start)``: the passage of ``scored`` whose sentences the previous ``reply`` told
-    most of (:func:`told`), and the file offset of the last of them it told; None when it told none."""
+    most of (:func:`told`), and the file offset of the last of them it told, or of the last of the
+    sentences right after it that the reply holds verbatim; None when it told none."""
     sentences = list(dict.fromkeys(s for x in scored for s in x.window.sentences))
     said = told(sentences, reply, names)
     if not said:
         return None
     passage = Counter(s.passage for s in said).most_common(1)[0][0]
-    return passage, max(s.start for s in said if s.passage == passage)
+    last = max(s.start for s in said if s.passage == passage)
+    # A short line told verbatim right after it ("교수님, 이거 봐야 해요!", one token once stop words
+    # go) was told too: the story goes on after it, not from it again.
+    for s in sorted((s for s in sentences if s.passage == passage and s.start > last), key=lambda s: s.start):
+        if to_first_person(s.text, names).strip() not in reply:
+            break
+        last = s.start
+    return passage, last
 
 
 def continuation(scored: Sequence[Scored], at: tuple[int, int], entry_of: Sequence[object] = ()) -> list[Scored] | None:
