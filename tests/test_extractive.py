@@ -803,3 +803,25 @@ def test_a_view_questions_frame_is_not_its_topic(agent: Any) -> None:
     "thinking"?' of the conference story; the answer is Raj's view on scaling."""
     answer = agent.ask("What do you think about scaling?", persona="raj", backend="extractive")
     assert answer.citations and "Scaling might not be the answer" in answer.citations[0].quote
+
+
+def test_a_short_line_the_reply_told_verbatim_is_not_told_again() -> None:
+    """told_at: the reply ended on '다음 날 지도교수에게 달려갔다. "교수님, 이거 봐야 해요!"'; the speech has
+    too few tokens to count as told by its words, yet the reply holds it verbatim, so "그 다음엔?" goes
+    on from the line after it, not from the speech (with the narration it leans on) again."""
+    from agent.backends.extractive import told_at
+
+    texts = [
+        "다음 날 지도교수에게 달려갔다.",
+        '"교수님, 이거 봐야 해요!"',
+        "교수는 웃으며 말했다.",
+        '"Raj, 너도 봤구나."',
+    ]
+    sents, pos = [], 0
+    for i, t in enumerate(texts):
+        sents.append(Sentence(text=t, start=pos, end=pos + len(t), passage=0, lang="ko", position=i))
+        pos += len(t) + 1
+    scored = [Scored(Window(tuple(sents)), 0.1, 0.8, 0.05, 0.3)]
+    reply = '제가 적어 둔 그대로 말씀드리면: 다음 날 지도교수에게 달려갔다. "교수님, 이거 봐야 해요!" [1]'
+    assert told_at(scored, reply, ("Raj",)) == (0, sents[1].start)
+    assert told_at(scored, "제가 적어 둔 그대로 말씀드리면: 다음 날 지도교수에게 달려갔다. [1]", ("Raj",)) == (0, 0)
