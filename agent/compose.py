@@ -25,6 +25,7 @@ class Sentence:
     position: int  # order within the passage
     block: int = 0  # the run of prose it belongs to; a label line between two starts a new one
     speaker: bool = False  # opens on a short line naming who speaks the quote it holds ("팀장이 답했다. "...")
+    heading: bool = False  # a heading put as a question ("What's Next?"): scored, never quoted
 
 
 @dataclass(frozen=True)
@@ -88,9 +89,23 @@ _LIST_ITEM = re.compile(r"(?:[-*•]|\d+[.)])\s")
 LABEL_WORDS = 6  # longest label line, in words ("First favourites in research****", "Where")
 
 
-def label_line(text: str, s: int, e: int, offset: int = 0) -> bool:
+_MINOR_WORDS = frozenset("a an and at for in is of on or the to with".split())
+
+
+def _question_heading(line: str) -> bool:
+    """A heading put as a question, in title case ("What's Next?", "Why Does It Matter?"): two words
+    or more, each capitalised but the minor ones; a one-line paragraph asked in prose ("Better late
+    than never?") is no heading."""
+    words = line.strip().removesuffix("?").split()
+    if not line.rstrip().endswith("?") or len(words) < 2 or not words[0][:1].isupper():
+        return False
+    return all(w[:1].isupper() or w.lower() in _MINOR_WORDS for w in words)
+
+
+def label_line(text: str, s: int, e: int, offset: int = 0, questions: bool = False) -> bool:
     """True when ``text[s - offset : e - offset]`` is a label, not prose: a whole line of at most
-    ``LABEL_WORDS`` words with no sentence-final punctuation, followed by a line of prose that
+    ``LABEL_WORDS`` words with no sentence-final punctuation (with ``questions``, also a heading put
+    as a question, "What's Next?": :func:`_question_heading`), followed by a line of prose that
     neither continues it (opening on a lower-case letter or a formula) nor is a list item. So a
     section heading (an essay's "The Dream: Contributing to the Field") or a page's tag line
     ("careerllmaimachine learningresearch") is one; a line that introduces a list ("Where" before
@@ -101,7 +116,7 @@ def label_line(text: str, s: int, e: int, offset: int = 0) -> bool:
     if (a > 0 and text[a - 1] != "\n") or (b < len(text) and text[b] != "\n"):
         return False
     line = text[a:b]
-    if _TERMINAL.search(line) or len(line.split()) > LABEL_WORDS:
+    if (_TERMINAL.search(line) and not (questions and _question_heading(line))) or len(line.split()) > LABEL_WORDS:
         return False
     rest = text[b:].lstrip()
     following = rest.split("\n", 1)[0].rstrip()
@@ -125,7 +140,9 @@ def candidate_sentences(passages: Sequence[Retrieved], min_chars: int = 12) -> l
     both is left out and ends a block: a window never runs across it, so a quote neither opens on
     a page's tag line nor runs on into the next section. A line of narration shorter than that
     which quoted speech follows ("팀장이 답했다.") opens the speech's sentence (``Sentence.speaker``):
-    it says who spoke, and a sentence that is only that counts for nothing alone."""
+    it says who spoke, and a sentence that is only that counts for nothing alone. A heading put as a
+    question ("What's Next?") is kept as a sentence marked ``Sentence.heading``: no quote holds it
+    (agent.compose.select_spans)."""
     out: list[Sentence] = []
     for p, r in enumerate(passages):
         c = r.chunk
@@ -145,9 +162,12 @@ def candidate_sentences(passages: Sequence[Retrieved], min_chars: int = 12) -> l
                 opener = s if _names_speaker(text, c.text, spans, pos, c.start) else None
                 continue
             speaker = opener is not None
+            # A heading put as a question stays a sentence of its block: the windows, and the
+            # abstention features read from them, are as before; the quotes leave it out.
+            heading = opener is None and label_line(c.text, s, e, c.start, questions=True)
             if opener is not None:
                 s, text, opener = opener, c.text[opener - c.start : e - c.start], None
-            out.append(Sentence(text, s, e, p, detect_lang(text), pos, block, speaker))
+            out.append(Sentence(text, s, e, p, detect_lang(text), pos, block, speaker, heading))
     return out
 
 
@@ -566,12 +586,18 @@ def story_around(text: str, offset: int, at: int) -> str:
     return text[start - offset : end - offset]
 
 
+def breaks(sentence: Sentence) -> bool:
+    """True when ``sentence`` opens another story (:func:`opens_story`) or another section (a
+    heading put as a question, ``Sentence.heading``): no quote runs on into it."""
+    return sentence.heading or opens_story(sentence.text)
+
+
 def one_story(window: Window) -> bool:
-    """False when ``window`` runs on into the first line of another story (:func:`opens_story`):
-    "... that's the professor's job. One weekend, I ran ..." is two stories' ends, and its cosine
-    with a question can beat either half's. Such a window is scored (the abstention features read
-    it) but neither quoted nor trusted to locate the story a question asks about."""
-    return not any(opens_story(s.text) for s in window.sentences[1:])
+    """False when ``window`` runs on into the first line of another story or section
+    (:func:`breaks`): "... that's the professor's job. One weekend, I ran ..." is two stories' ends,
+    and its cosine with a question can beat either half's. Such a window is scored (the abstention
+    features read it) but neither quoted nor trusted to locate the story a question asks about."""
+    return not any(breaks(s) for s in window.sentences[1:])
 
 
 def introduces_speech(sentence: str) -> bool:
@@ -675,7 +701,7 @@ def select_spans(
             hi = max(have[-1].start, w.sentences[-1].start)
             joined = [s for s in all_sents[w.passage] if lo <= s.start <= hi]
             extra = len(joined) - len(set(have) | set(w.sentences))
-            if any(opens_story(s.text) for s in joined[1:]):
+            if any(breaks(s) for s in joined[1:]):
                 continue  # two stories of one entry are two quotes, not one
             if (
                 w.sentences[0].start < have[0].start
@@ -702,13 +728,14 @@ def select_spans(
         sents = chosen[p]
         block = [s for s in all_sents[p] if s.block == sents[0].block]  # never across a label line
         before = [s for s in block if s.start < sents[0].start][-1:]
-        if before and not stands_alone(sents[0]):
+        if before and not before[0].heading and not stands_alone(sents[0]):
             sents = before + sents  # "From that day on, I began ..." says why only with the sentence before
         if follow > 0:
             nxt = [s for s in block if s.start > sents[-1].start][:follow]
-            cut = next((j for j, s in enumerate(nxt) if opens_story(s.text)), len(nxt))
+            cut = next((j for j, s in enumerate(nxt) if breaks(s)), len(nxt))
             sents = sents + nxt[:cut]  # what came of it, not the next story ("Six months ago, ...")
         after = [s for s in block if s.start > sents[-1].start][:1]
+        after = [] if after and after[0].heading else after  # nothing goes on into the next section
         speech_next = bool(after) and (after[0].speaker or after[0].text.lstrip().startswith(_OPEN_QUOTES))
         if speech_next and hands_over(sents[-1].text):
             sents = sents + after  # "Raj는 솔직히 답했다." goes on with what he answered
@@ -716,8 +743,11 @@ def select_spans(
             sents = sents + after  # "The reasons were:" goes on with the first of them
         elif not after and len(sents) > 1 and sents[-1].text.rstrip().endswith(":"):
             sents = sents[:-1]  # "Here is my view:" with nothing after it in the passage: left out
-        if len(sents) > 1 and opens_story(sents[-1].text):
-            sents = sents[:-1]  # "... something similar is happening." ends there, not on "Six months ago, ..."
+        if len(sents) > 1 and sents[0].heading:
+            sents = sents[1:]  # a section's heading opens no quote
+        # "... something similar is happening." ends there, not on "Six months ago, ..." (nor on a
+        # heading): the quote stops before the first line of another story or section.
+        sents = sents[: next((j for j in range(1, len(sents)) if breaks(sents[j])), len(sents))]
         # The span's language is its text's, not its first sentence's ("Parameter update 없이." opens
         # a Korean span).
         lang = detect_lang(" ".join(x.text for x in sents))

@@ -483,6 +483,21 @@ def test_a_label_line_is_never_quoted_nor_crossed_by_a_span() -> None:
     # Notes written without full stops, line after line, are prose, not labels.
     notes = "- tried lr 3e-4\n- loss went down\n"
     assert not any(label_line(notes, s, e) for s, e in split_sentences(notes))
+    # A heading put as a question, in title case, is one (when asked for); a one-line paragraph asked
+    # in prose is not. It stays a sentence of its block, marked, and no quote holds it.
+    essay = "I hope to help.\n\nWhat's Next?\n\nI will post more.\n\nBetter late than never?\n\nThanks to all.\n"
+    heads = [essay[s:e] for s, e in split_sentences(essay) if label_line(essay, s, e, questions=True)]
+    assert heads == ["What's Next?"]
+    assert not any(label_line(essay, s, e) for s, e in split_sentences(essay))
+    sents = candidate_sentences([Retrieved(_chunk("e", essay), 1.0)])
+    assert [s.text for s in sents if s.heading] == ["What's Next?"] and len({s.block for s in sents}) == 1
+    scored = [
+        _scored(list(w.sentences), 0.9 if w.sentences[0].text.startswith("What") else 0.5) for w in windows(sents)
+    ]
+    for span in select_spans(scored, "en", follow=2):
+        assert "What's Next?" not in essay[span.start : span.end]
+    across = [_scored(sents[:3], 0.9)]
+    assert [s.text for s in select_spans(across, "en", follow=2)[0].sentences] == ["I hope to help."]
 
 
 def test_a_lesson_question_is_told_as_a_lesson_only_within_the_questions_event() -> None:
