@@ -64,6 +64,8 @@ _NAME_PART = re.compile(
 )
 
 
+_HANGUL_NAME = re.compile(r"[가-힣]{2,8}")
+
 # Entries (source, title) whose chosen view the composer prefers in a view answer: the leading two.
 VIEW_ENTRIES = 2
 
@@ -189,10 +191,19 @@ _PHRASE_ENDS = (
 
 def as_asked(terms: Sequence[str], question: str) -> tuple[str, ...]:
     """``terms`` (a refusal's unknown terms, agent.question) as an English ``question`` put them:
-    with its article ("the Turing Award"), and "your job" as the writer says it, "my job". Korean
-    terms, and terms the question holds without either, are returned as they are."""
+    with its article ("the Turing Award"), and "your job" as the writer says it, "my job"; a place
+    the question puts the writer at (agent.question.places) as "my time at DeepMind" ("딥마인드에서의
+    일"): the writings may name it without the writer ever being there. Other terms are returned as
+    they are."""
+    from agent.question import places
+
+    at = places(question)
     out = []
     for t in terms:
+        if t in at:
+            prep = re.search(rf"\b(in)\s+(?:the\s+)?{re.escape(t)}\b", question)
+            out.append(f"{t}에서의 일" if has_hangul(question) else f"my time {'in' if prep else 'at'} {t}")
+            continue
         # Only where the term ends its noun phrase: "the Mamba paper's claims" is not "the Mamba".
         found = re.search(rf"\b(the|your)\s+{re.escape(t)}\b{_PHRASE_ENDS}", question, re.IGNORECASE)
         if found and not has_hangul(question):
@@ -383,7 +394,7 @@ class Agent:
         # The asker's words are understood, not the persona's own reply that a follow-up's search
         # reads (condense): a name the reply wrote one way ("LinkedIn-popular") is no premise.
         asked = standalone if rewritten else condense(text, hist, reply=False)
-        understood = understand(asked, idx, idx.langs)
+        understood = understand(asked, idx, idx.langs, placed=self._placed(card, idx))
         view_offsets: set[tuple[int, int]] = set()
         # The question's words the writings lack, with the writings' words they translate to in the
         # other language (agent.bridge): what the term overlap of views and windows reads.
@@ -662,6 +673,29 @@ class Agent:
         return reordered, offsets
 
     @staticmethod
+    def _named(terms: Sequence[str], question: str) -> tuple[str, ...]:
+        """The unknown ``terms`` a refusal may name (:func:`speakable`), and the Korean proper nouns
+        the question places the writer at (agent.question.places: Kiwi's NNP, "스탠포드"), which
+        speakable's Latin name parts leave out."""
+        from agent.question import places
+
+        at = [t for t in places(question) if t in terms and _HANGUL_NAME.fullmatch(t)]
+        return tuple(t for t in terms if t in speakable(terms) or t in at)[:3]
+
+    @staticmethod
+    def _placed(card: PersonaCard, idx: Any) -> Callable[[str], bool] | None:
+        """Whether the persona's writings place the writer at a name (agent.question.placed_in), for
+        a persona up to SCAN_CHUNKS chunks (its whole text is read); None beyond."""
+        from agent.question import placed_in
+        from agent.retrieve import SCAN_CHUNKS
+        from agent.voice import self_names
+
+        if idx.lexical.n > SCAN_CHUNKS:
+            return None
+        names = self_names(card.name)
+        return lambda name: placed_in(name, idx.corpus_text, names)
+
+    @staticmethod
     def _equivalents(terms: dict[str, float], idx: Any) -> dict[str, frozenset[str]]:
         """For each of ``terms`` (a question's lexical tokens), its equivalents in the persona's other
         language that the writings use (agent.bridge.glosses: "read" -> 읽, "start" -> 시작); {} for
@@ -818,7 +852,9 @@ class Agent:
                 )
             )
         if not coverage.covered:
-            message = abstain_text(lang, topics, as_asked(speakable(coverage.unknown_terms), text), coverage.kind)
+            message = abstain_text(
+                lang, topics, as_asked(self._named(coverage.unknown_terms, text), text), coverage.kind
+            )
             yield message
             yield Answer(
                 text=message,

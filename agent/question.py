@@ -24,7 +24,7 @@ only inside such a trigger aimed at the writer ("your X", "since/when you ... X"
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -309,12 +309,59 @@ def _about_writer(question: str, lang: str) -> bool:
     return bool(_YOU_KO.search(question) if lang == "ko" else _YOU.search(question))
 
 
+# Where a question places the writer: a workplace or school ("when you worked at DeepMind", "your
+# years at Google", "working at Anthropic", "since you joined OpenAI", "스탠포드에서 박사과정을 할 때").
+_NAME_RUN = r"((?:[A-Z][\w&.-]*)(?:\s+[A-Z][\w&.-]*){0,3})"
+_PLACES_EN = re.compile(
+    r"\b(?i:(?:you|you've|you'd)\s+(?:(?:already|still|once|used to)\s+)?(?:were\s+)?"
+    r"(?:worked|work|working|interned|studied|taught|were)\s+(?:at|for|in)"
+    r"|your\s+(?:years|time|days|job|work|internship|phd|postdoc|stint|role|tenure)\s+(?:at|with|in)"
+    r"|(?:working|interning|studying)\s+at|you\s+(?:joined|left|quit))\s+(?:the\s+)?" + _NAME_RUN
+)
+_PLACES_KO = re.compile(
+    r"([A-Za-z][\w&.-]*(?:\s+[A-Z][\w&.-]*)*|[가-힣]{2,})에서\s*(?:일하|일할|근무|인턴|공부|박사|석사|연구원)"
+)
+_AT_NAME = r"(?:\b(?:at|for|with|joined|from|in)\s+(?:the\s+)?{name}\b|{name}\s*(?:에서|박사과정|에\s*입사))"
+_FIRST_PERSON = re.compile(r"\b(?:I|my|me|we|our)\b|(?:^|\s)(?:나는|내가|나도|저는|제가|우리)")
+
+
+def places(question: str) -> tuple[str, ...]:
+    """The names ``question`` places the writer at, as a workplace or a school (``_PLACES_EN``,
+    ``_PLACES_KO``): "When you worked at DeepMind, ...?" -> ("DeepMind",)."""
+    found = [m.group(1) for m in _PLACES_EN.finditer(question)]
+    for m in _PLACES_KO.finditer(question):
+        name = m.group(1)
+        # A Hangul word only as a proper noun (Kiwi's NNP: 스탠포드, 구글), not 연구실 or 회사.
+        if not has_hangul(name) or [x.tag for x in morphemes(name)] == ["NNP"]:
+            found.append(name)
+    names = (n.strip().rstrip(".&-") for n in found)  # "DeepMind." ends a sentence
+    return tuple(dict.fromkeys(n for n in names if n and n not in GENERIC))
+
+
+def placed_in(name: str, corpus_text: str, self_names: Iterable[str] = ()) -> bool:
+    """True when the writings (``corpus_text``, as written) place their writer at ``name``: a
+    sentence holding the name after "at", "for", "with", "joined", "from" or "in" (or before 에서,
+    박사과정) and a first-person word or one of ``self_names`` (the diaries' narrator says "Raj"):
+    "during my PhD at MIT", "MIT 박사과정 중". A name the writings only discuss ("DeepMind and
+    Anthropic cultivate that culture.") does not place the writer there."""
+    at = re.compile(_AT_NAME.format(name=re.escape(name)))
+    selves = [n for n in self_names if n]
+    for m in at.finditer(corpus_text):
+        a = max(corpus_text.rfind(ch, 0, m.start()) for ch in ".!?\n")
+        ends = [i for i in (corpus_text.find(ch, m.end()) for ch in ".!?\n") if i >= 0]
+        sentence = corpus_text[a + 1 : min(ends) if ends else len(corpus_text)]
+        if _FIRST_PERSON.search(sentence) or any(n in sentence for n in selves):
+            return True
+    return False
+
+
 def understand(
     question: str,
     corpus_text: str | Writings = "",
     persona_langs: Iterable[str] = ("en",),
     *,
     lowered: bool = False,
+    placed: Callable[[str], bool] | None = None,
 ) -> Question:
     """Classify ``question`` against a persona's writings (``corpus_text``: all of them, any case,
     or a :class:`Writings` that answers word look-ups, as a persona's index does; ``lowered``: the
@@ -324,6 +371,11 @@ def understand(
     Deterministic: the same inputs give the same :class:`Question`. Vocabulary checks are made
     only where they can succeed: "your X" nouns are looked up only when the question is in one of
     the writings' languages (an English noun is not missing from Korean notes).
+
+    ``placed(name) -> bool``: whether the writings place the writer at a workplace or school the
+    question places them at (:func:`places`, :func:`placed_in`); one they do not is a premise even
+    when the writings name it ("When you worked at DeepMind, ...?" to notes that only discuss
+    DeepMind). None: no such check (a persona too large to read whole).
     """
     lang = detect_lang(question)
     corpus_lower = _as_writings(corpus_text, lowered) if corpus_text else None
@@ -342,6 +394,11 @@ def understand(
     )
     seen = {n.lower() for n in names}
     foreign = tuple(dict.fromkeys((*names, *(n for n in nouns if n.lower() not in seen))))
+    if placed is not None:
+        # Checked in the writings whatever the question's language: "MIT에서" meets "at MIT".
+        unplaced = tuple(n for n in places(question) if not any(n in f for f in foreign) and not placed(n))
+        if unplaced:
+            return Question(question, "premise", lang, (*foreign, *unplaced), premise=(*foreign, *unplaced))
     triggered = bool(_TRIGGER_KO.search(question) if lang == "ko" else _TRIGGER_EN.search(question))
     if is_view(question, lang):
         # "What did you think when you worked at DeepMind?" still rests on a premise.

@@ -193,11 +193,13 @@ def test_a_refusal_names_the_terms_as_the_question_put_them() -> None:
 
     assert as_asked(("Turing Award",), "Since you won the Turing Award, what changed?") == ("the Turing Award",)
     assert as_asked(("job",), "Why did you leave your job at OpenAI?") == ("my job",)
-    assert as_asked(("DeepMind",), "Tell me about your years at DeepMind.") == ("DeepMind",)
+    # A place the question puts the writer at: the writings may name it, not the writer's time there.
+    assert as_asked(("DeepMind",), "Tell me about your years at DeepMind.") == ("my time at DeepMind",)
+    assert as_asked(("DeepMind",), "What do you think of DeepMind's hiring?") == ("DeepMind",)
     assert as_asked(("Mamba",), "How did you reproduce the Mamba paper's claims?") == ("Mamba",)
     assert as_asked(("internship",), "How did your internship at ServiceNow go?") == ("my internship",)
     assert as_asked(("Roman Empire",), "A history of the Roman Empire?") == ("the Roman Empire",)
-    assert as_asked(("DeepMind",), "DeepMind에서 일하던 때 이야기를 해 주세요.") == ("DeepMind",)
+    assert as_asked(("DeepMind",), "DeepMind에서 일하던 때 이야기를 해 주세요.") == ("DeepMind에서의 일",)
 
 
 def test_a_word_whose_dictionary_form_the_writings_use_is_known() -> None:

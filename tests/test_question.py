@@ -196,3 +196,36 @@ def test_a_capitalised_word_after_a_name_is_part_of_it() -> None:
 
     assert foreign_names("What do you think about the EU AI Act?", "writing about models") == ("EU AI Act",)
     assert foreign_names("Act as a pirate.", "writing about models") == ()
+
+
+def test_a_place_the_writings_only_discuss_is_a_premise_when_the_question_puts_the_writer_there() -> None:
+    """places / placed_in: the diarist writes about DeepMind but never worked there; Raj's PhD was
+    at MIT ("during my PhD at MIT", "MIT 박사과정 중"), never at Stanford (스탠포드)."""
+    from agent.question import placed_in, places
+
+    assert places("When you worked at DeepMind, what did you build?") == ("DeepMind",)
+    assert places("Tell me about your years at Google Brain.") == ("Google Brain",)
+    assert places("스탠포드에서 박사과정을 할 때 힘들었던 점은?") == ("스탠포드",)
+    assert places("연구실에서 일할 때 기억에 남는 일은?") == ()  # a common noun (NNG), not a place name
+    assert places("What did you do at work?") == ()
+    notes = "My view: DeepMind and Anthropic cultivate that culture."
+    diary = "I read the paper during my PhD at MIT. 2017년, MIT 박사과정 중 Raj는 논문을 읽었다."
+    assert not placed_in("DeepMind", notes)
+    assert placed_in("MIT", diary) and placed_in("MIT", "2017년, MIT 박사과정 중 Raj는 논문을 읽었다.", ("Raj",))
+    assert not placed_in("스탠포드", diary, ("Raj",))
+    q = understand(
+        "When you worked at DeepMind, what did you build?",
+        notes.lower(),
+        ("en",),
+        lowered=True,
+        placed=lambda n: placed_in(n, notes),
+    )
+    assert q.kind == "premise" and q.premise == ("DeepMind",)
+    q = understand(
+        "When you were at MIT, what did you read?",
+        diary.lower(),
+        ("en", "ko"),
+        lowered=True,
+        placed=lambda n: placed_in(n, diary),
+    )
+    assert q.kind == "fact"
