@@ -316,12 +316,12 @@ _PLACES_EN = re.compile(
     r"\b(?i:(?:you|you've|you'd)\s+(?:(?:already|still|once|used to)\s+)?(?:were\s+)?"
     r"(?:worked|work|working|interned|studied|taught|were)\s+(?:at|for|in)"
     r"|your\s+(?:years|time|days|job|work|internship|phd|postdoc|stint|role|tenure)\s+(?:at|with|in)"
-    r"|(?:working|interning|studying)\s+at|you\s+(?:joined|left|quit))\s+(?:the\s+)?" + _NAME_RUN
+    r"|(?:working|interning|studying)\s+at|you\s+(?:joined|left|quit))\s+(?i:the\s+)?" + _NAME_RUN
 )
 _PLACES_KO = re.compile(
     r"([A-Za-z][\w&.-]*(?:\s+[A-Z][\w&.-]*)*|[가-힣]{2,})에서\s*(?:일하|일할|근무|인턴|공부|박사|석사|연구원)"
 )
-_AT_NAME = r"(?:\b(?:at|for|with|joined|from|in)\s+(?:the\s+)?{name}\b|{name}\s*(?:에서|박사과정|에\s*입사))"
+_AT_NAME = r"(?:\b(?i:at|for|with|joined|from|in)\s+(?i:the\s+)?{name}\b|{name}\s*(?:에서|박사과정|에\s*입사))"
 _FIRST_PERSON = re.compile(r"\b(?:I|my|me|we|our)\b|(?:^|\s)(?:나는|내가|나도|저는|제가|우리)")
 
 

@@ -213,6 +213,8 @@ def test_a_place_the_writings_only_discuss_is_a_premise_when_the_question_puts_t
     assert not placed_in("DeepMind", notes)
     assert placed_in("MIT", diary) and placed_in("MIT", "2017년, MIT 박사과정 중 Raj는 논문을 읽었다.", ("Raj",))
     assert not placed_in("스탠포드", diary, ("Raj",))
+    # The preposition opening a sentence still places the writer: "At the ICML 2025 tutorial, Raj saw ...".
+    assert placed_in("ICML", "At the ICML 2025 tutorial, Raj saw a loss curve.", ("Raj",))
     q = understand(
         "When you worked at DeepMind, what did you build?",
         notes.lower(),
