@@ -366,8 +366,9 @@ def boost_lessons(
     """``scored`` re-ranked for a lesson question (:func:`asks_lesson`): ``boost`` is added to the
     windows that hold a sentence reporting what the writer learned or realised ("That day, Raj
     learned: ...", "그날 Raj는 배웠다.") and whose passage tells the same entry as the best window's
-    (``same_entry(passage_a, passage_b) -> bool``, passage indices): the question's event is chosen
-    before its lesson is, so another entry's lesson never takes the answer."""
+    (``same_entry(passage_a, passage_b) -> bool``, passage indices; the best window within one
+    story, :func:`one_story`): the question's event is chosen before its lesson is, so another
+    entry's lesson never takes the answer."""
     if not scored:
         return []
     top = next((x for x in scored if one_story(x.window)), scored[0]).window.passage
@@ -651,7 +652,11 @@ def select_spans(
     Windows in ``question_lang`` rank ``SAME_LANGUAGE`` higher, and so do those of the passages in
     ``told_once`` (indices of passages in another language whose story the writings tell in no
     other language, agent.pipeline.Agent.told_once): the preference chooses between two tellings
-    of one story, not against a story told once."""
+    of one story, not against a story told once.
+
+    A quote tells one story and one section: a window running on into the first line of another
+    (:func:`breaks`) is not quoted while any other is, no two windows are joined across such a
+    line, FOLLOW stops before it, a span never opens on a heading, and a span is cut before it."""
     if not scored:
         return []
     all_sents: dict[int, list[Sentence]] = {}
