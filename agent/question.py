@@ -65,7 +65,8 @@ _VIEW_EN = re.compile(
     r"|how (?:do|would) you (?:see|view|feel|think|judge|rate|assess|evaluate|characteri[sz]e|rank)"
     r"|are you (?:skeptical|optimistic|worried|convinced|sure)"
     r"|should (?:we|i|one|people|researchers|students)|is it (?:worth|okay|ok|wise|true|better|possible)"
-    r"|what would you tell|what is the (?:right|best) way|how should|does it matter|why do you think)\b",
+    r"|what would you tell|what do you (?:gain|get|take away) from|what is the (?:right|best) way|how should"
+    r"|does it matter|why do you think)\b",
     re.IGNORECASE,
 )
 # A yes/no question about a general proposition ("Is scaling the road to AGI?", "Is bigger always

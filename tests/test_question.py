@@ -27,6 +27,7 @@ NEWCOMER = (SOURCES / "essay-from-curiosity-to-research.txt").read_text("utf-8")
         # Asked to judge something: the writer's assessment, not an event.
         "How would you characterise OpenAI's research priorities?",
         "How do you assess the state of interpretability research?",
+        "What do you get from reading papers with a group?",
         "딥마인드의 연구 문화를 어떻게 평가하세요?",
         # General questions in the present or a modal, with no "you": the writer's position is asked.
         "What role does peer review play in science?",
@@ -58,6 +59,7 @@ def test_opinion_questions_are_views(question: str) -> None:
         "어떤 GPU를 썼나요?",
         "교수님은 실패를 어떻게 극복하셨나요?",
         "How would you describe the first week of the internship?",
+        "What did you get from the reading group?",
     ],
 )
 def test_event_questions_are_not_views(question: str) -> None:
