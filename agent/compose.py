@@ -371,7 +371,7 @@ def boost_lessons(
     entry's lesson never takes the answer."""
     if not scored:
         return []
-    top = next((x for x in scored if one_story(x.window)), scored[0]).window.passage
+    top = story_passage(scored)
     out = []
     for s in scored:
         has = same_entry(s.window.passage, top) and any(_LESSON_SENTENCE.search(x.text) for x in s.window.sentences)
@@ -444,7 +444,7 @@ def boost_asked(
     eq = equivalents or {}
     if not scored or total <= 0:
         return list(scored)
-    top = next((x for x in scored if one_story(x.window)), scored[0]).window.passage
+    top = story_passage(scored)
     out = []
     for s in scored:
         share = 0.0
@@ -585,6 +585,12 @@ def story_around(text: str, offset: int, at: int) -> str:
             end = s
             break
     return text[start - offset : end - offset]
+
+
+def story_passage(scored: Sequence[Scored]) -> int:
+    """The passage of the best of ``scored`` (ranked, non-empty) that tells one story
+    (:func:`one_story`), or of the best when none does: where the story a question asks about is."""
+    return next((x for x in scored if one_story(x.window)), scored[0]).window.passage
 
 
 def breaks(sentence: Sentence) -> bool:

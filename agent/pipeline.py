@@ -189,15 +189,16 @@ _PHRASE_ENDS = (
 )
 
 
-def as_asked(terms: Sequence[str], question: str) -> tuple[str, ...]:
+def as_asked(terms: Sequence[str], question: str, at: Sequence[str] | None = None) -> tuple[str, ...]:
     """``terms`` (a refusal's unknown terms, agent.question) as an English ``question`` put them:
     with its article ("the Turing Award"), and "your job" as the writer says it, "my job"; a place
-    the question puts the writer at (agent.question.places) as "my time at DeepMind" ("딥마인드에서의
-    일"): the writings may name it without the writer ever being there. Other terms are returned as
-    they are."""
-    from agent.question import places
+    the question puts the writer at (``at``: agent.question.places of it, found here when None) as
+    "my time at DeepMind" ("딥마인드에서의 일"): the writings may name it without the writer ever
+    being there. Other terms are returned as they are."""
+    if at is None:
+        from agent.question import places
 
-    at = places(question)
+        at = places(question)
     out = []
     for t in terms:
         if t in at:
@@ -673,14 +674,12 @@ class Agent:
         return reordered, offsets
 
     @staticmethod
-    def _named(terms: Sequence[str], question: str) -> tuple[str, ...]:
+    def _named(terms: Sequence[str], at: Sequence[str]) -> tuple[str, ...]:
         """The unknown ``terms`` a refusal may name (:func:`speakable`), and the Korean proper nouns
-        the question places the writer at (agent.question.places: Kiwi's NNP, "스탠포드"), which
-        speakable's Latin name parts leave out."""
-        from agent.question import places
-
-        at = [t for t in places(question) if t in terms and _HANGUL_NAME.fullmatch(t)]
-        return tuple(t for t in terms if t in speakable(terms) or t in at)[:3]
+        among the places the question puts the writer at (``at``: agent.question.places, Kiwi's NNP,
+        "스탠포드"), which speakable's Latin name parts leave out."""
+        hangul = [t for t in at if t in terms and _HANGUL_NAME.fullmatch(t)]
+        return tuple(t for t in terms if t in speakable(terms) or t in hangul)[:3]
 
     @staticmethod
     def _placed(card: PersonaCard, idx: Any) -> Callable[[str], bool] | None:
@@ -852,8 +851,11 @@ class Agent:
                 )
             )
         if not coverage.covered:
+            from agent.question import places
+
+            at = places(text)  # once: what the refusal may name, and how
             message = abstain_text(
-                lang, topics, as_asked(self._named(coverage.unknown_terms, text), text), coverage.kind
+                lang, topics, as_asked(self._named(coverage.unknown_terms, at), text, at), coverage.kind
             )
             yield message
             yield Answer(
