@@ -30,6 +30,13 @@ alone missed); a word the dictionary knows whose equivalents the writings never 
 translated at all. A single-syllable noun (일, 때, 점) has too many senses for that and goes by the
 embedder alone, as does a word without a dictionary entry (loanwords: 인턴십, 유튜브).
 
+Two Korean nouns side by side are also translated as one compound (:func:`compounds`), written
+without the space: a compound noun is often two words whose translations alone miss it (해석 ->
+"explanations", 가능성 -> "possibilities"; 해석가능성 -> "interpretability"). When the compound
+translates, its translation stands for both nouns and theirs are dropped. Measured on the whole
+gold set (not tuned: there is no parameter): key facts 0.795 -> 0.801, gold passage cited 0.823 ->
+0.828.
+
 Only personas up to ``agent.retrieve.SCAN_CHUNKS`` chunks are bridged: the target words come from
 the whole lower-cased text, which a larger persona never loads (agent.retrieve.has_word).
 """
@@ -44,7 +51,7 @@ from functools import lru_cache
 import numpy as np
 
 from knowledge.config import BUNDLED_SOURCES
-from knowledge.text import STOPWORDS, detect_lang, has_hangul, korean_morphemes, lexical_tokens
+from knowledge.text import STOPWORDS, detect_lang, has_hangul, korean_morphemes, lexical_tokens, morphemes
 
 MARGIN = 0.01  # cosine lead of the nearest target token over the next one (see the module docstring)
 DEPTH = 20  # nearest target words looked at per question word
@@ -68,6 +75,34 @@ def source_words(question: str) -> tuple[str, list[str]]:
         return "en", list(dict.fromkeys(f for f, tag in korean_morphemes(question) if tag in ("NNG", "NNP")))
     words = _english_words(question.lower())
     return "ko", list(dict.fromkeys(words))
+
+
+def compounds(question: str) -> list[tuple[str, str, str]]:
+    """``(compound, first, second)`` for each two nouns next to each other in a Korean ``question``
+    (a noun: a morpheme tagged NNG or NNP, with a noun-forming suffix, XSN, that follows it: 가능 +
+    성), written without the space between them: "해석 가능성 연구" gives ("해석가능성", "해석",
+    "가능성") and ("가능성연구", "가능성", "연구"). A Korean compound noun is often written as two
+    words whose translations alone miss it: 해석 -> "explanations" and 가능성 -> "possibilities",
+    where 해석가능성 is "interpretability". Only the first noun of a unit is among
+    :func:`source_words`' words (they keep NNG/NNP alone: 가능, not 가능성); ``first``/``second`` are
+    the units as written here. [] for a question without Hangul."""
+    if not _HANGUL.search(question):
+        return []
+    units: list[tuple[str, int, int]] = []  # (noun with its suffix, start, end)
+    for m in morphemes(question):
+        if m.tag in ("NNG", "NNP"):
+            units.append((m.form, m.start, m.end))
+        elif m.tag == "XSN" and units and units[-1][2] == m.start:
+            form, start, _ = units[-1]
+            units[-1] = (form + m.form, start, m.end)
+        else:
+            units.append(("", m.start, m.end))  # anything else ends a run of nouns
+    out = []
+    for (a, _, a_end), (b, b_start, _) in zip(units, units[1:], strict=False):
+        # Adjacent or one space apart, nothing else between them.
+        if a and b and question[a_end:b_start].strip() == "" and b_start - a_end <= 1:
+            out.append((a + b, a, b))
+    return list(dict.fromkeys(out))
 
 
 def target_words(lang: str, corpus_lower: str, vocabulary: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -227,8 +262,25 @@ def translate(
     target of a row and leaves its ranking alone, so the score stays in cosine units.
     Returns the chosen words, in row order, without repeats."""
     out: list[str] = []
+    for word in translate_rows(source, targets, words, tokens, margin, hub, allowed):
+        if word is not None and word not in out:
+            out.append(word)
+    return out
+
+
+def translate_rows(
+    source: np.ndarray,
+    targets: np.ndarray,
+    words: Sequence[str],
+    tokens: Sequence[str],
+    margin: float = MARGIN,
+    hub: np.ndarray | None = None,
+    allowed: Sequence[frozenset[str] | None] = (),
+) -> list[str | None]:
+    """:func:`translate` row by row: for each row of ``source``, its chosen target word or None."""
+    out: list[str | None] = []
     if not len(words) or not len(source):
-        return out
+        return [None] * len(source)
     sims = source @ targets.T
     if hub is not None:
         sims = sims - hub[None, :] / 2
@@ -236,17 +288,13 @@ def translate(
         ok = allowed[r] if r < len(allowed) else None
         if ok is not None:
             hits = [i for i, t in enumerate(tokens) if any(same_word(t, g) for g in ok)]
-            if hits:
-                i = max(hits, key=lambda j: (float(row[j]), -j))
-                if words[i] not in out:
-                    out.append(words[i])
+            out.append(words[max(hits, key=lambda j: (float(row[j]), -j))] if hits else None)
             continue
         best: dict[str, tuple[float, str]] = {}
         for i in np.argsort(-row, kind="stable")[:DEPTH]:
             best.setdefault(tokens[i], (float(row[i]), words[i]))
         ranked = sorted(best.values(), key=lambda x: -x[0])
-        if len(ranked) >= 2 and ranked[0][0] - ranked[1][0] >= margin and ranked[0][1] not in out:
-            out.append(ranked[0][1])
+        out.append(ranked[0][1] if len(ranked) >= 2 and ranked[0][0] - ranked[1][0] >= margin else None)
     return out
 
 
@@ -282,12 +330,31 @@ def bridge(
     # A word the writings use needs no translation; a stop word of its own language ("생각" of
     # "생각하세요") names no topic, as the lexical side already holds.
     words = [w for w in words if (toks := lexical_tokens(w)) and not any(known(t) for t in toks)]
-    if not words:
+    # Two nouns side by side are translated as one word too (:func:`compounds`) when either is
+    # unknown; when the compound translates, it stands for both: 해석가능성 -> "interpretability",
+    # not 해석 -> "explanations" and 가능 -> "possibilities".
+    pairs = [
+        (c, set(lexical_tokens(a)) | set(lexical_tokens(b)))
+        for c, a, b in compounds(question)
+        if any(not known(t) for t in lexical_tokens(a + " " + b))
+    ]
+    if not words and not pairs:
         return []
     t_words, t_tokens, t_vecs, t_hub = targets(lang)
     if not t_words:
         return []
-    allowed = [glosses(w, lang) for w in words]
-    return translate(
-        unit(np.asarray(embed(words), dtype=np.float32)), t_vecs, t_words, t_tokens, margin, t_hub, allowed
+    rows = words + [c for c, _ in pairs]
+    allowed = [glosses(w, lang) for w in rows]
+    chosen = translate_rows(
+        unit(np.asarray(embed(rows), dtype=np.float32)), t_vecs, t_words, t_tokens, margin, t_hub, allowed
     )
+    covered: set[str] = set()
+    for (_, parts), word in zip(pairs, chosen[len(words) :], strict=True):
+        if word is not None:
+            covered |= parts
+    out: list[str] = []
+    for w, word in zip(rows, chosen, strict=True):
+        if word is None or word in out or (w in words and set(lexical_tokens(w)) <= covered):
+            continue
+        out.append(word)
+    return out

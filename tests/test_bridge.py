@@ -49,6 +49,26 @@ def test_a_korean_question_to_english_writings_meets_their_words(agent: Any) -> 
     assert agent.bridge("raj", "Tell me about your years at DeepMind.") == []
 
 
+def test_two_nouns_side_by_side_are_also_read_as_one_compound() -> None:
+    """compounds(): adjacent nouns, a noun-forming suffix kept with its noun (가능 + 성), written
+    without the space; a particle or a verb between two nouns ends the run."""
+    from agent.bridge import compounds
+
+    found = compounds("해석 가능성 연구의 목적은 모델 성능을 높이는 건가요?")
+    assert ("해석가능성", "해석", "가능성") in found and ("가능성연구", "가능성", "연구") in found
+    assert ("모델성능", "모델", "성능") in found
+    assert not any(c.startswith("연구목적") for c, _, _ in found)  # 의 between them
+    assert compounds("Is interpretability about performance?") == []
+
+
+def test_a_compound_that_translates_stands_for_its_parts(agent: Any) -> None:
+    """With the real embedder and dictionary: 해석 -> "explanations" and 가능 -> "possibilities"
+    each alone; the compound 해석가능성 is the newcomer's "interpretability", which replaces both."""
+    words = agent.bridge("newcomer", "해석 가능성 연구의 목적은 모델 성능을 높이는 건가요?")
+    assert "interpretability" in words
+    assert "explanations" not in words and "possibilities" not in words
+
+
 def test_a_translation_is_matched_as_the_token_it_has_alone(agent: Any) -> None:
     """score_windows(extra=...): the bridge's Korean word 벤치마크, read in a run of other words, is
     split by Kiwi (벤치, 마크) and would match no Korean sentence; its own token does."""
