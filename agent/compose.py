@@ -235,6 +235,7 @@ def score_windows(
     passage_prior: float = 0.01,
     extra: Sequence[str] = (),
     titles: Sequence[str] = (),
+    answer_type: str | None = None,
 ) -> list[Scored]:
     """Rank windows by cosine lifted above their language's mean (the embedder favours the
     question's language by more than the gap between right and wrong passages), plus term
@@ -243,7 +244,9 @@ def score_windows(
     reads a word by its neighbours, and "돌아가 벤치마크" gives 벤치, 마크, never the writings' 벤치마크).
     ``titles``: the entry title of each passage (by passage index); the question's terms a window
     lacks but its entry's title holds count ``TITLE_SHARE`` as much in the score, not in
-    ``Scored.lexical`` (the abstention features read that)."""
+    ``Scored.lexical`` (the abstention features read that). ``answer_type``: what a "who"/"where"
+    question asks for (agent.question.answer_type); a window that names one gains
+    ``ANSWER_TYPE_BOOST`` in the score."""
     if not wins:
         return []
     # A window's vector is the mean of its sentences' vectors: each sentence is embedded once and
@@ -288,8 +291,33 @@ def score_windows(
         lex_title = sum(wt for t, wt in weights.items() if t in head) / total
         lift = float(sim) - mean[w.lang]
         score = lift + LEXICAL_WEIGHT * (lex + TITLE_SHARE * lex_title) + passage_prior / (1 + w.passage)
+        if answer_type and holds_answer_type(w.text, answer_type):
+            score += ANSWER_TYPE_BOOST
         out.append(Scored(window=w, score=score, dense=float(sim), lift=lift, lexical=lex))
     return sorted(out, key=lambda x: -x.score)
+
+
+# A window that holds what a "who" or "where" question asks for (agent.question.answer_type) outranks
+# a near tie without it by as much as a view sentence does for a view question (VIEW_BOOST below).
+# A person: two capitalised words in a row, the first not one capitalised for grammar's sake
+# ("Neel Nanda", "Grant Sanderson's"); a place: a capitalised word after at/in/from ("at ServiceNow
+# Research", "in Canada") or a web address. Latin script only: the Korean diaries name no one.
+ANSWER_TYPE_BOOST = 0.03
+_NAME = re.compile(r"\b([A-Z][a-z]+)\s+[A-Z][a-z]+")
+_PLACE = re.compile(r"\b(?:at|in|from)\s+(?:the\s+)?[A-Z][A-Za-z]+|\b[\w-]+\.(?:com|org|io|edu|net|ai)\b")
+_NOT_NAMES = frozenset("The This That These Those A An My Our Their His Her Its".split())
+
+
+def holds_answer_type(text: str, kind: str | None) -> bool:
+    """Whether ``text`` names what a question of answer type ``kind`` ("person", "place"; see
+    agent.question.answer_type) asks for; False for None."""
+    from agent.question import GENERIC
+
+    if kind == "person":
+        return any(m.group(1) not in GENERIC and m.group(1) not in _NOT_NAMES for m in _NAME.finditer(text))
+    if kind == "place":
+        return bool(_PLACE.search(text))
+    return False
 
 
 MARGIN = 0.02  # a second passage's window must score within this of the best to join the answer

@@ -32,7 +32,7 @@ from agent.compose import (
 )
 from agent.coverage import Coverage, abstain_text, assess
 from agent.personas import DEFAULT_PERSONA, PersonaCard, get_persona, list_personas
-from agent.question import asks_next, understand, without_frame
+from agent.question import answer_type, asks_next, understand, without_frame
 from agent.reasoning import strip_reasoning
 from agent.views import View, build_inventory, states_view
 from knowledge.config import Settings
@@ -532,7 +532,14 @@ class Agent:
         sentences = [s for s in candidate_sentences(passages) if instruction_like(s.text) is None]
         titles = [r.chunk.title for r in passages]
         return score_windows(
-            question, vector, windows(sentences), self.sentences, self.idf(persona), extra=extra, titles=titles
+            question,
+            vector,
+            windows(sentences),
+            self.sentences,
+            self.idf(persona),
+            extra=extra,
+            titles=titles,
+            answer_type=answer_type(question),
         )
 
     def views_first(

@@ -438,6 +438,24 @@ _NEXT = re.compile(
 )
 
 
+# What the answer must name: a person ("Who guided you?", "누구의 영향을"), or a place ("Where did
+# you do your internship?", "어디에서"). Two of the coarse answer types of question classification
+# for question answering (Li & Roth 2002, "Learning question classifiers": HUM and LOC).
+_WHO = re.compile(r"\b(?:who|whom|whose)\b|누구|누가", re.IGNORECASE)
+_WHERE = re.compile(r"\bwhere\b|어디", re.IGNORECASE)
+
+
+def answer_type(question: str) -> str | None:
+    """The answer type a question asks for: "person" (who, whom, whose, 누구, 누가), "place" (where,
+    어디), else None.
+    A relative "who" counts too ("the people who ..."): such a question is about people all the same."""
+    if _WHO.search(question):
+        return "person"
+    if _WHERE.search(question):
+        return "place"
+    return None
+
+
 def asks_next(question: str) -> bool:
     """True when ``question`` asks what came next ("And then?", "그 다음엔?"): with a previous
     reply, the story goes on from where that reply left it (agent.backends.extractive.continuation)."""

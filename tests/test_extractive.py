@@ -840,3 +840,39 @@ def test_a_short_line_the_reply_told_verbatim_is_not_told_again() -> None:
     reply = '제가 적어 둔 그대로 말씀드리면: 다음 날 지도교수에게 달려갔다. "교수님, 이거 봐야 해요!" [1]'
     assert told_at(scored, reply, ("Raj",)) == (0, sents[1].start)
     assert told_at(scored, "제가 적어 둔 그대로 말씀드리면: 다음 날 지도교수에게 달려갔다. [1]", ("Raj",)) == (0, 0)
+
+
+def test_a_who_or_where_question_prefers_the_window_that_names_a_person_or_place() -> None:
+    """agent.question.answer_type and compose.ANSWER_TYPE_BOOST: of two windows of equal cosine and
+    no shared term, the one naming people wins a "who" question (Korean too) and the one naming a
+    place a "where" question; a question of neither kind leaves the tie to the retriever's order."""
+    import numpy as np
+
+    from agent.compose import ANSWER_TYPE_BOOST, holds_answer_type, score_windows
+    from agent.question import answer_type
+
+    def sent(text: str, passage: int) -> Sentence:
+        return Sentence(text=text, start=0, end=len(text), passage=passage, lang="en", position=0)
+
+    plan = Window((sent("The plan was to read every day and build something small.", 0),))
+    names = Window((sent("Two names kept appearing: Neel Nanda and Christopher Olah.", 1),))
+    place = Window((sent("I was a visiting researcher at ServiceNow Research.", 2),))
+
+    class Cache:  # every window at cosine 0.85 with the question
+        def embed(self, texts: list[str]) -> np.ndarray:
+            return np.asarray([[0.85, np.sqrt(1 - 0.85**2)] for _ in texts])
+
+    def top(q: str) -> Window:
+        wins = [plan, names, place]
+        ranked = score_windows(q, [1.0, 0.0], wins, Cache(), {}, passage_prior=0.0, answer_type=answer_type(q))  # type: ignore[arg-type]
+        return ranked[0].window
+
+    assert answer_type("Whose work guided you?") == "person" and answer_type("누구의 영향을 받으셨어요?") == "person"
+    assert answer_type("Where did you intern?") == "place" and answer_type("어디에서 하셨어요?") == "place"
+    assert answer_type("What did you read?") is None
+    assert top("Whose work guided you?") is names and top("누구의 영향을 받으셨어요?") is names
+    assert top("Where did you intern?") is place
+    assert not holds_answer_type("The Transformer architecture overturned it.", "person")
+    assert not holds_answer_type("In 2022, I ran it.", "place")
+    both = score_windows("Who?", [1.0, 0.0], [plan, names], Cache(), {}, passage_prior=0.0, answer_type="person")  # type: ignore[arg-type]
+    assert abs(both[0].score - both[1].score - ANSWER_TYPE_BOOST) < 1e-6
