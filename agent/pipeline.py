@@ -32,7 +32,7 @@ from agent.compose import (
 )
 from agent.coverage import Coverage, abstain_text, assess
 from agent.personas import DEFAULT_PERSONA, PersonaCard, get_persona, list_personas
-from agent.question import answer_type, asks_next, understand, without_frame
+from agent.question import answer_type, asks_next, understand, without_frame, without_saying
 from agent.reasoning import strip_reasoning
 from agent.views import View, build_inventory, states_view
 from knowledge.config import Settings
@@ -409,7 +409,7 @@ class Agent:
             extra += tuple(h for heads in across(standalone, idx.lexical.vocabulary).values() for h in heads)
         best_views: dict[tuple[str, str], tuple[int, int]] = {}
         if understood.kind == "view":
-            passages, best_views = self.views_first(card.id, standalone, vector, passages, extra=extra)
+            passages, best_views = self.views_first(card.id, without_saying(standalone), vector, passages, extra=extra)
         # A view question's terms without its opinion frame: "think" of "What do you think about
         # scaling?" is not what it asks about (agent.question.without_frame).
         termed = without_frame(standalone) if understood.kind == "view" else standalone

@@ -245,13 +245,25 @@ def _portable(name: str) -> bool:
     return name.isupper() or any(ch.isdigit() for ch in name) or any(ch.isupper() for ch in name[1:])
 
 
+_SAY_KO = re.compile(r"(?<=[다라]고)\s*말(?:할|씀드릴|씀하실)\s*수\s*(?:있|없)\S*")
+
+
 def without_frame(question: str) -> str:
     """``question`` with its English opinion frames ("What do you think", "in your view", "do you
     believe") blanked: they say a view is asked for, not what about, and "think" of "What do you
     think about unlearning?" would otherwise match any sentence about thinking. "Can a model be
-    said to think?" keeps its "think": no frame holds it. Korean frames need nothing: their words
-    (생각하세요, 보시나요) are stop words or endings already (knowledge.text.KO_STOPWORDS)."""
-    return _VIEW_EN.sub(" ", question)
+    said to think?" keeps its "think": no frame holds it. Korean frames mostly need nothing: their
+    words (생각하세요, 보시나요) are stop words or endings already (knowledge.text.KO_STOPWORDS); "...다고
+    말할 수 있을까요" ("can one say that ...") is blanked, or its 말 would match any sentence about
+    saying something ("모른다고 말하는 게 교수의 역할이야")."""
+    return without_saying(_VIEW_EN.sub(" ", question))
+
+
+def without_saying(question: str) -> str:
+    """``question`` with the Korean frame "...다고 말할 수 있을까요" ("can one say that ...") blanked
+    after its 다고/라고; what is said to be is kept. The view ranking (agent.pipeline.Agent.views_first)
+    reads the question through this alone, the window scorer through :func:`without_frame`."""
+    return _SAY_KO.sub(" ", question)
 
 
 def is_view(question: str, lang: str | None = None) -> bool:

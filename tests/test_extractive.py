@@ -820,6 +820,19 @@ def test_a_view_questions_frame_is_not_its_topic(agent: Any) -> None:
     assert answer.citations and "Scaling might not be the answer" in answer.citations[0].quote
 
 
+def test_can_one_say_is_a_korean_frame_not_the_topic(agent: Any) -> None:
+    """ "언어 모델이 생각을 한다고 말할 수 있을까요?": the frame's 말 ("can one say") must not match
+    "모른다고 말하는 게 교수의 역할이야" of the student story; the answer is Raj's reply to "So is the
+    model thinking?" (agent.question.without_saying)."""
+    from agent.question import without_frame, without_saying
+
+    assert "말" not in without_saying("언어 모델이 생각을 한다고 말할 수 있을까요?")
+    assert without_frame("그게 맞다고 말할 수 없나요?").split() == ["그게", "맞다고"]
+    assert "말했" in without_saying("교수님이 뭐라고 말했나요?")  # what someone said is no frame
+    answer = agent.ask("언어 모델이 생각을 한다고 말할 수 있을까요?", persona="raj", backend="extractive")
+    assert answer.citations and "비슷한 일" in answer.citations[0].quote
+
+
 def test_a_short_line_the_reply_told_verbatim_is_not_told_again() -> None:
     """told_at: the reply ended on '다음 날 지도교수에게 달려갔다. "교수님, 이거 봐야 해요!"'; the speech has
     too few tokens to count as told by its words, yet the reply holds it verbatim, so "그 다음엔?" goes
