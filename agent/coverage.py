@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from agent.compose import Scored
-from agent.question import Question, Writings, understand
+from agent.question import Question, Writings, understand, without_frame
 from knowledge.text import english_lemmas, has_hangul, lexical_tokens
 
 CALIBRATION = Path(__file__).with_name("abstain.json")
@@ -172,9 +172,16 @@ def speaks_to(
     if q.kind != "view" or not q.unaddressed or q.lang not in persona_langs:
         return True
     topic = set(lexical_tokens(" ".join(q.unaddressed)))
-    rest = [t for t in lexical_tokens(q.text) if t not in topic and t not in _FRAME]
+    frame = frame_tokens(q.text)
+    rest = [t for t in lexical_tokens(q.text) if t not in topic and t not in _FRAME and t not in frame]
     other = q.lang == "ko" and "en" in persona_langs
     return any(t in vocabulary or t in also_known or (other and has_hangul(t)) for t in rest)
+
+
+def frame_tokens(question: str) -> frozenset[str]:
+    """The lexical tokens of ``question`` only its opinion frame holds (agent.question.without_frame):
+    "믿" of "벤치마크를 믿으세요?", "trust" of "Do you trust benchmarks?"."""
+    return frozenset(lexical_tokens(question)) - frozenset(lexical_tokens(without_frame(question)))
 
 
 def assess(
@@ -203,6 +210,10 @@ def assess(
     # tokens are left out, not their text: cutting "RLHF" out of "RLHF로" would leave the particle
     # "로" to be read as a word the writings lack.
     skip = frozenset(lexical_tokens(" ".join(q.foreign)))
+    if q.kind == "view":
+        # Nor is a view question's opinion frame read ("믿으세요?" of "벤치마크를 믿으세요?", "do you
+        # trust"): the writings using 믿 or "trust" somewhere says nothing of the topic.
+        skip |= frame_tokens(q.text)
     feats = features(
         scored,
         question_lang,

@@ -245,6 +245,7 @@ def _portable(name: str) -> bool:
     return name.isupper() or any(ch.isdigit() for ch in name) or any(ch.isupper() for ch in name[1:])
 
 
+_TRUST_KO = re.compile(r"믿(?:으세요|으시나요|으십니까|나요|어요)(?=\s*[?？]*\s*$)")
 _SAY_KO = re.compile(r"(?<=[다라]고)\s*말(?:할|씀드릴|씀하실)\s*수\s*(?:있|없)\S*")
 
 
@@ -255,8 +256,9 @@ def without_frame(question: str) -> str:
     said to think?" keeps its "think": no frame holds it. Korean frames mostly need nothing: their
     words (생각하세요, 보시나요) are stop words or endings already (knowledge.text.KO_STOPWORDS); "...다고
     말할 수 있을까요" ("can one say that ...") is blanked, or its 말 would match any sentence about
-    saying something ("모른다고 말하는 게 교수의 역할이야")."""
-    return without_saying(_VIEW_EN.sub(" ", question))
+    saying something ("모른다고 말하는 게 교수의 역할이야"), and so is "믿으세요?" ("do you trust ...?",
+    as "do you trust" is in English), whose 믿 would match any sentence about believing."""
+    return without_saying(_TRUST_KO.sub(" ", _VIEW_EN.sub(" ", question)))
 
 
 def without_saying(question: str) -> str:

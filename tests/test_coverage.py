@@ -137,6 +137,18 @@ def test_an_unaddressed_name_with_a_korean_particle_leaves_no_stray_word() -> No
     assert cov.features["unknown_share"] == pytest.approx(1 / 2)
 
 
+def test_a_view_questions_frame_words_are_neither_known_nor_unknown() -> None:
+    """frame_tokens: "믿으세요?" frames "벤치마크를 믿으세요?" as "do you trust" frames the English; that
+    the writings say 믿 elsewhere ("믿을 수 없어") must not make half the question known."""
+    from agent.coverage import frame_tokens
+
+    assert frame_tokens("벤치마크를 믿으세요?") == {"믿"}
+    assert frame_tokens("Do you trust benchmarks?") == {"trust"}
+    assert frame_tokens("그가 믿었던 건 뭐였어요?") == frozenset()  # what someone believed is no frame
+    cov = assess("벤치마크를 믿으세요?", _scored(0.86, 0.04, 0.0), "믿을 수 없어", "ko", ("ko",), vocabulary={"믿"})
+    assert cov.kind == "view" and cov.features["unknown_share"] == pytest.approx(1.0)
+
+
 def test_a_korean_view_question_is_not_refused_for_words_the_writer_may_have_put_in_english() -> None:
     """speaks_to: with an unaddressed topic set aside, "추론" is all that is left; Korean notes
     alone lack it and the question names nothing they use, but bilingual writings may say
