@@ -30,6 +30,7 @@ class Coverage:
     unknown_terms: tuple[str, ...] = ()  # terms of a premise or an outside question that no writing mentions
     kind: str = "fact"  # agent.question.KINDS
     unaddressed: tuple[str, ...] = ()  # a view question's topics the writings never name
+    event: str = ""  # an event a fact question presupposes that the writings never tell (agent.question)
 
     @property
     def false_premise(self) -> bool:
@@ -233,7 +234,7 @@ def assess(
     relevant = p >= threshold()
     if vocabulary is not None and not speaks_to(q, vocabulary, persona_langs or (question_lang,), also_known):
         relevant = False
-    return Coverage(relevant, p, feats, kind=q.kind, unaddressed=q.unaddressed)
+    return Coverage(relevant, p, feats, kind=q.kind, unaddressed=q.unaddressed, event=q.event)
 
 
 def name_list(names: Sequence[str], lang: str) -> str:

@@ -133,6 +133,9 @@ class Question:
     years and (for "your X") nouns of the question that the writings never use.
     ``unaddressed``: for a view question, those foreign terms: topics to say the writings do not
     address directly. ``premise``: for a premise question, the foreign terms it presupposes.
+    ``event``: for a fact question that presupposes something the writer did in words the
+    writings never use ("Why did you quit your PhD?"), that event in the writer's words ("quit my
+    PhD"), which the answer says it never wrote; "" otherwise.
     """
 
     text: str
@@ -141,6 +144,7 @@ class Question:
     foreign: tuple[str, ...] = ()
     unaddressed: tuple[str, ...] = ()
     premise: tuple[str, ...] = ()
+    event: str = ""  # a fact question's presupposed event the writings never tell (:func:`unwritten_event`)
 
     @property
     def is_view(self) -> bool:
@@ -429,7 +433,44 @@ def understand(
         # About the writer, naming something never written about: treated as a premise too
         # ("What did you think of the DeepMind offer?" rests on an offer that never happened).
         return Question(question, "premise", lang, foreign, premise=foreign)
-    return Question(question, "fact", lang)
+    event = unwritten_event(question, corpus_lower) if corpus_lower is not None and lang == "en" else ""
+    if event and "en" not in tuple(persona_langs):
+        event = ""  # an English verb cannot be missing from Korean notes
+    return Question(question, "fact", lang, event=event)
+
+
+# "Why did you quit your PhD?" presupposes that the writer quit it: an event, not a name, so no
+# foreign-name check sees it. Why/when questions only: "How did you fix the bug?" may ask in other
+# words about what the writings tell ("It was a gradient clipping bug."), while a reason or a time
+# is asked of an event taken as given. A verb with a particle ("give up on") is left alone: the
+# writings' words are looked up one by one (Writings.has_word), and "gave" alone says nothing.
+_EVENT_EN = re.compile(
+    r"^\s*(?:why|when)\s+did\s+you\s+(?:(?:decide|choose|want|try|have)\s+to\s+)?([a-z]+)\b"
+    r"(?!\s+(?:up|on|out|off|away|over|down|back|in|into|with)\b)([^?]*)",
+    re.IGNORECASE,
+)
+_YOUR_TO_MY = {"your": "my", "yours": "mine", "yourself": "myself", "you": "me"}
+
+
+def unwritten_event(question: str, writings: str | Writings) -> str:
+    """The event an English "Why/When did you VERB ...?" presupposes, put in the writer's words and
+    the past ("quit my PhD after the internship"), when no form of VERB (lemminflect's inflections:
+    quit, quits, quitting, quitted) is a word of ``writings``; "" otherwise, and for any other
+    question. The object runs to the first comma or "and" ("abandon world models and go all-in"
+    -> "abandoned world models")."""
+    from lemminflect import getAllInflections, getInflection
+
+    m = _EVENT_EN.match(question)
+    if not m:
+        return ""
+    verb = m.group(1).lower()
+    forms = {verb} | {f for fs in getAllInflections(verb, upos="VERB").values() for f in fs}
+    if len(forms) < 2 or any(_as_writings(writings).has_word(f) for f in forms):
+        return ""  # not a verb lemminflect knows, or one the writings use
+    rest = re.split(r",|\band\b|\bor\b", m.group(2))[0].split()
+    obj = " ".join(_YOUR_TO_MY.get(w.lower(), w) for w in rest)
+    past = (getInflection(verb, "VBD") or (verb,))[0]
+    return f"{past} {obj}".strip()
 
 
 def _in_trigger(question: str, term: str, lang: str) -> bool:

@@ -59,6 +59,16 @@ def test_a_premise_about_the_writers_life_is_not_played_along_with(agent: Any) -
     assert answer.abstained and "internship" in answer.text and not answer.citations
 
 
+def test_an_event_the_question_takes_for_granted_is_said_never_written(agent: Any) -> None:
+    """Asked "Why did you quit your PhD?": Raj never wrote that he quit (no form of "quit" in his
+    writings), so the answer says so before it quotes; a why-question about what he did write
+    ("start reading ethics papers") gets no such lead."""
+    answer = agent.ask("Why did you quit your PhD?", persona="raj", backend="extractive")
+    assert answer.text.startswith("I never wrote that I quit my PhD;")
+    other = agent.ask("Why did you start reading ethics papers?", persona="raj", backend="extractive")
+    assert "never wrote" not in other.text
+
+
 def test_third_person_self_references_become_first_person(agent: Any) -> None:
     answer = agent.ask("What did you learn from breaking your first big training run?", persona="raj")
     assert not answer.abstained

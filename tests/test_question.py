@@ -233,3 +233,26 @@ def test_a_place_the_writings_only_discuss_is_a_premise_when_the_question_puts_t
         placed=lambda n: placed_in(n, diary),
     )
     assert q.kind == "fact"
+
+
+def test_a_why_or_when_question_s_event_is_unwritten_when_no_form_of_its_verb_is_used() -> None:
+    """unwritten_event: the verb in none of its inflections in the writings; the object in the
+    writer's words, up to "and"; a verb with a particle, another question form, or a verb the
+    writings use gives ""."""
+    from agent.question import unwritten_event
+
+    notes = "i began focusing on interpretability during my phd. i started reading ethics papers. i said so."
+    assert unwritten_event("Why did you quit your PhD?", notes) == "quit my PhD"
+    assert unwritten_event("Why did you decide to quit your PhD after the internship?", notes) == (
+        "quit my PhD after the internship"
+    )
+    assert unwritten_event("Why did you abandon world models and go all-in on scaling?", notes) == (
+        "abandoned world models"
+    )
+    assert unwritten_event("Why did you start reading ethics papers?", notes) == ""  # "started"
+    assert unwritten_event("Why did you give up on interpretability?", notes) == ""  # a particle
+    assert unwritten_event("How did you quit?", notes) == ""
+    assert unwritten_event("Why did you quit?", notes + " i quit.") == ""
+    q = understand("Why did you quit your PhD?", notes, ("en",), lowered=True)
+    assert q.kind == "fact" and q.event == "quit my PhD"
+    assert understand("Why did you quit your PhD?", notes, ("ko",), lowered=True).event == ""

@@ -40,12 +40,22 @@ UNADDRESSED_OTHER_LANG = {
     "ko": "{topic}에 대해 직접 쓴 적은 없지만, 가장 가까운 제 생각은 영어로 적어 두었어요:",
 }
 
+# A fact question presupposing an event the writings never tell ("Why did you quit your PhD?";
+# agent.question.unwritten_event, English questions only): the answer says so, then quotes what
+# the writings do say.
+UNWRITTEN = "I never wrote that I {event}; what I did write:"
+UNWRITTEN_OTHER_LANG = "I never wrote that I {event}; what I did write is in Korean:"
 
-def lead_for(kind: str, lang: str, other_lang: bool, unaddressed: tuple[str, ...] = ()) -> str:
+
+def lead_for(kind: str, lang: str, other_lang: bool, unaddressed: tuple[str, ...] = (), event: str = "") -> str:
     """The first-person lead of an answer: ``kind`` of question (fact or view; other kinds read as
     fact), ``lang`` of the asker, ``other_lang`` when the quoted writing is in the other language,
-    and the view question's ``unaddressed`` topics, which the lead names."""
+    the view question's ``unaddressed`` topics, which the lead names, and a fact question's
+    presupposed ``event`` the writings never tell ("quit my PhD"), which the lead says was never
+    written."""
     lang = lang if lang in ("en", "ko") else "en"
+    if kind == "fact" and event and lang == "en":
+        return (UNWRITTEN_OTHER_LANG if other_lang else UNWRITTEN).format(event=event)
     if kind == "view" and unaddressed:
         return (UNADDRESSED_OTHER_LANG if other_lang else UNADDRESSED)[lang].format(
             topic=name_list(unaddressed[:2], lang)
@@ -228,7 +238,7 @@ class ExtractiveBackend:
         if led is not None:
             spans = spans[:1] + [sp for sp in spans[1:] if _holds_topic(sp, request.standalone)]
         other = bool(spans) and spans[0].lang != request.lang
-        lead = lead_for(kind, request.lang, other, unaddressed)
+        lead = lead_for(kind, request.lang, other, unaddressed, str(getattr(coverage, "event", "") or ""))
         yield lead
         parts = [lead]
         citations: list[Citation] = []
