@@ -474,10 +474,12 @@ def unwritten_event(question: str, writings: str | Writings) -> str:
 
 
 def _in_trigger(question: str, term: str, lang: str) -> bool:
-    """True when ``term`` sits in a presupposition trigger aimed at the writer (same clause)."""
+    """True when ``term`` sits in a presupposition trigger aimed at the writer (same clause). The
+    opinion frame is no trigger: "your" of "What's your view on AI alignment?" asks for a view and
+    presupposes nothing about the writer's life (:func:`without_frame`)."""
     if lang == "ko":
         return bool(_TRIGGER_KO.search(question))
-    lowered = question.lower()
+    lowered = without_frame(question).lower()
     i = lowered.find(term.lower())
     if i < 0:
         return False

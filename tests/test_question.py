@@ -256,3 +256,14 @@ def test_a_why_or_when_question_s_event_is_unwritten_when_no_form_of_its_verb_is
     q = understand("Why did you quit your PhD?", notes, ("en",), lowered=True)
     assert q.kind == "fact" and q.event == "quit my PhD"
     assert understand("Why did you quit your PhD?", notes, ("ko",), lowered=True).event == ""
+
+
+def test_the_your_of_an_opinion_frame_is_no_premise() -> None:
+    """ "What's your view on AI alignment?" to writings that never say "AI": "your" belongs to the
+    frame, so "AI" is a topic the writings don't address (answered with the nearest view), not a
+    premise about the writer's life; "your time at Google" after the frame still is one."""
+    notes = "alignment is a philosophical problem. i trained models."
+    q = understand("What's your view on AI alignment?", notes, ("en",), lowered=True)
+    assert q.kind == "view" and q.unaddressed == ("AI",)
+    q = understand("What's your take on your time at Google?", notes, ("en",), lowered=True)
+    assert q.kind == "premise" and q.premise == ("Google",)
