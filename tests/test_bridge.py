@@ -176,3 +176,37 @@ def test_an_english_word_the_writer_used_only_in_korean_is_known_across() -> Non
     from agent.bridge import across
 
     assert across(question, vocabulary)["debat"] == ("논쟁",) and across(question, vocabulary)["problem"] == ("문제",)
+
+
+def test_a_loanword_or_name_spelled_in_hangul_meets_the_english_word_it_spells() -> None:
+    """Back-transliteration by consonant-class keys: the Korean spelling of an English word has
+    the English word's key (r after a vowel dropped, "ch" either ㅊ or ㅋ, a plural's "s" aside);
+    a key of two classes says too little, and one matching too many words is no answer."""
+    from agent.bridge import MAX_SPELLINGS, hangul_key, latin_keys, transliterated
+
+    for hangul, english in [
+        ("그로킹", "grokking"),
+        ("카파시", "karpathy"),
+        ("언러닝", "unlearning"),
+        ("인턴십", "internship"),
+        ("크리스", "chris"),
+        ("어텐션", "attention"),
+        ("트랜스포머", "transformer"),
+    ]:
+        assert hangul_key(hangul) in latin_keys(english), (hangul, english)
+    assert hangul_key("그로킹") not in latin_keys("growing")
+    words = ["grokking", "hallucinations", "copies", "gaps", "gpus", "karpathy", "neel"]
+    tokens = ["grok", "hallucin", "copi", "gap", "gpus", "karpathi", "neel"]
+    assert transliterated("그로킹", words, tokens) == {"grok"}
+    assert transliterated("할루시네이션", words, tokens) == {"hallucin"}
+    assert transliterated("카파시", words, tokens) == {"copi", "gap", "gpus", "karpathi"}  # the embedder picks
+    assert transliterated("닐", words, tokens) is None  # N, L: too short a key
+    many = [f"kap{i}s" for i in range(MAX_SPELLINGS + 1)]
+    assert transliterated("카파시", many, many) is None
+
+
+def test_korean_spellings_of_names_and_loanwords_reach_the_english_writings(agent: Any) -> None:
+    """With the real dictionary and embedder: words krdict lacks and the embedder alone missed."""
+    assert "grokking" in agent.bridge("raj", "그로킹에 대해 어떻게 생각하세요?")
+    assert "unlearning" in agent.bridge("raj", "언러닝은 정말 잊는 건가요?")
+    assert "karpathy" in agent.bridge("diarist", "카파시에 대해 어떻게 생각하세요?")
