@@ -833,6 +833,19 @@ def test_can_one_say_is_a_korean_frame_not_the_topic(agent: Any) -> None:
     assert answer.citations and "비슷한 일" in answer.citations[0].quote
 
 
+def test_a_follow_up_that_would_only_repeat_the_last_reply_quotes_what_it_did_not_tell(agent: Any) -> None:
+    """ "Why?" after "From that day on, I began focusing on interpretability research." found the
+    same two sentences and said them again word for word (trial); what the reply did not tell
+    answers now: the lines before them, on why (the heads that looked random)."""
+    q = "What made you focus on interpretability?"
+    first = agent.ask(q, persona="raj", backend="extractive")
+    history = [{"role": "user", "content": q}, {"role": "assistant", "content": first.text}]
+    why = agent.ask("Why?", persona="raj", backend="extractive", history=history)
+    assert first.citations and why.citations
+    assert why.text.split(":", 1)[1] != first.text.split(":", 1)[1]
+    assert why.citations[0].start < first.citations[0].start  # it goes back to what led there
+
+
 def test_a_short_line_the_reply_told_verbatim_is_not_told_again() -> None:
     """told_at: the reply ended on '다음 날 지도교수에게 달려갔다. "교수님, 이거 봐야 해요!"'; the speech has
     too few tokens to count as told by its words, yet the reply holds it verbatim, so "그 다음엔?" goes

@@ -235,6 +235,17 @@ class ExtractiveBackend:
         spans: list[Span] = select_spans(
             scored, request.lang, self._max_passages(), lead=led, follow=follow, told_once=told_once
         )
+        if previous and at is None and spans:
+            # Another follow-up ("Why?") whose answer would only say again what the last reply
+            # quoted: the windows it did not tell answer instead (their best, as ever), if any.
+            names_ = self_names(request.persona.name)
+            said = set(told((s for x in scored for s in x.window.sentences), previous, names_))
+            if all(set(sp.sentences) <= said for sp in spans):
+                fresh = [x for x in scored if not set(x.window.sentences) <= said]
+                if fresh:
+                    spans = select_spans(
+                        fresh, request.lang, self._max_passages(), lead=led, follow=follow, told_once=told_once
+                    )
         if led is not None:
             spans = spans[:1] + [sp for sp in spans[1:] if _holds_topic(sp, request.standalone)]
         other = bool(spans) and spans[0].lang != request.lang
