@@ -191,7 +191,8 @@ _PHRASE_ENDS = (
 
 def as_asked(terms: Sequence[str], question: str, at: Sequence[str] | None = None) -> tuple[str, ...]:
     """``terms`` (a refusal's unknown terms, agent.question) as an English ``question`` put them:
-    with its article ("the Turing Award"), and "your job" as the writer says it, "my job"; a place
+    with its article ("the Turing Award"), and "your job" as the writer says it, "my job" (with up
+    to two words between: "your favorite teacher" -> "my favorite teacher"); a place
     the question puts the writer at (``at``: agent.question.places of it, found here when None) as
     "my time at DeepMind" ("딥마인드에서의 일"): the writings may name it without the writer ever
     being there. Other terms are returned as they are."""
@@ -206,9 +207,12 @@ def as_asked(terms: Sequence[str], question: str, at: Sequence[str] | None = Non
             out.append(f"{t}에서의 일" if has_hangul(question) else f"my time {'in' if prep else 'at'} {t}")
             continue
         # Only where the term ends its noun phrase: "the Mamba paper's claims" is not "the Mamba".
-        found = re.search(rf"\b(the|your)\s+{re.escape(t)}\b{_PHRASE_ENDS}", question, re.IGNORECASE)
+        # Up to two words between ("your favorite teacher" -> "my favorite teacher").
+        found = re.search(
+            rf"\b(the|your)\s+((?:[a-z][a-z-]*\s+){{0,2}}){re.escape(t)}\b{_PHRASE_ENDS}", question, re.IGNORECASE
+        )
         if found and not has_hangul(question):
-            out.append(f"{'the' if found.group(1).lower() == 'the' else 'my'} {t}")
+            out.append(f"{'the' if found.group(1).lower() == 'the' else 'my'} {found.group(2)}{t}")
         else:
             out.append(t)
     return tuple(out)
