@@ -272,6 +272,12 @@ def without_saying(question: str) -> str:
     return _SAY_KO.sub(" ", question)
 
 
+# "What is MITACS?", "What are n-gram models?": what a term of one or two words means, as the
+# writings say it, not the writer's position; "What is the future of AI?" and "What are large
+# language models, fundamentally?" still ask for one (a longer phrase, a comma: more is asked).
+_DEFINITION_EN = re.compile(r"^\s*what(?:'s|\s+is|\s+are)\s+(?:an?\s+|the\s+)?[\w'-]+(?:\s+[\w'-]+)?\s*\?\s*$", re.I)
+
+
 def is_view(question: str, lang: str | None = None) -> bool:
     """True when the question asks for the writer's position rather than an event or a fact."""
     lang = lang or detect_lang(question)
@@ -282,7 +288,7 @@ def is_view(question: str, lang: str | None = None) -> bool:
         return bool(_GENERAL_KO.search(question)) and not _ko_past(last) and not _YOU_KO.search(question)
     if _VIEW_EN.search(question):
         return True
-    if _PAST_EN.search(question):
+    if _PAST_EN.search(question) or _DEFINITION_EN.match(question):
         return False
     # "Is bigger always better?": a general yes/no question; "What role does an internship play in a
     # PhD?": a general wh-question in the present. Neither about "you" (the writer's own life: "What

@@ -267,3 +267,12 @@ def test_the_your_of_an_opinion_frame_is_no_premise() -> None:
     assert q.kind == "view" and q.unaddressed == ("AI",)
     q = understand("What's your take on your time at Google?", notes, ("en",), lowered=True)
     assert q.kind == "premise" and q.premise == ("Google",)
+
+
+def test_what_a_term_is_is_a_fact_question_not_a_view() -> None:
+    """ "What is MITACS?" was answered "My view, as I wrote it:" with an unrelated passage (trial):
+    a term of one or two words asked for is a fact; a longer phrase or a comma still asks a view."""
+    assert not is_view("What is MITACS?") and not is_view("What are n-gram models?")
+    assert not is_view("What's grokking?")
+    assert is_view("What is the future of AI?")
+    assert is_view("What are large language models, fundamentally?")
