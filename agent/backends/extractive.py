@@ -238,10 +238,11 @@ class ExtractiveBackend:
         if previous and at is None and spans:
             # Another follow-up ("Why?") whose answer would only say again what the last reply
             # quoted: the windows it did not tell answer instead (their best, as ever), if any.
-            names_ = self_names(request.persona.name)
-            said = set(told((s for x in scored for s in x.window.sentences), previous, names_))
-            if all(set(sp.sentences) <= said for sp in spans):
-                fresh = [x for x in scored if not set(x.window.sentences) <= said]
+            told_before = set(
+                told((s for x in scored for s in x.window.sentences), previous, self_names(request.persona.name))
+            )
+            if all(set(sp.sentences) <= told_before for sp in spans):
+                fresh = [x for x in scored if not set(x.window.sentences) <= told_before]
                 if fresh:
                     spans = select_spans(
                         fresh, request.lang, self._max_passages(), lead=led, follow=follow, told_once=told_once
