@@ -340,7 +340,7 @@ def hubness(targets: np.ndarray, reference: np.ndarray, k: int = HUB_K) -> np.nd
     return np.sort(targets @ reference.T, axis=1)[:, -k:].mean(axis=1)
 
 
-def translate(
+def translate_rows(
     source: np.ndarray,
     targets: np.ndarray,
     words: Sequence[str],
@@ -348,7 +348,7 @@ def translate(
     margin: float = MARGIN,
     hub: np.ndarray | None = None,
     allowed: Sequence[frozenset[str] | None] = (),
-) -> list[str]:
+) -> list[str | None]:
     """For each row of ``source`` ((n, d) unit vectors of question words), the target word (rows of
     ``targets``, (m, d) unit vectors, with their ``words`` and lexical ``tokens``) whose score leads
     the best word of any other token by at least ``margin``; none for a row without such a lead.
@@ -360,24 +360,7 @@ def translate(
     The score is the cosine, less half the target's ``hub`` ((m,), :func:`hubness`) when given:
     CSLS(x, y) / 2 = cos(x, y) - r_T(x) / 2 - r_S(y) / 2, whose r_T(x) is the same for every
     target of a row and leaves its ranking alone, so the score stays in cosine units.
-    Returns the chosen words, in row order, without repeats."""
-    out: list[str] = []
-    for word in translate_rows(source, targets, words, tokens, margin, hub, allowed):
-        if word is not None and word not in out:
-            out.append(word)
-    return out
-
-
-def translate_rows(
-    source: np.ndarray,
-    targets: np.ndarray,
-    words: Sequence[str],
-    tokens: Sequence[str],
-    margin: float = MARGIN,
-    hub: np.ndarray | None = None,
-    allowed: Sequence[frozenset[str] | None] = (),
-) -> list[str | None]:
-    """:func:`translate` row by row: for each row of ``source``, its chosen target word or None."""
+    Returns each row's chosen word, or None for a row without one."""
     out: list[str | None] = []
     if not len(words) or not len(source):
         return [None] * len(source)

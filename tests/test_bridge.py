@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agent.bridge import source_words, target_words, translate
+from agent.bridge import source_words, target_words, translate_rows
 
 
 def test_source_words_are_the_questions_content_words_and_their_target_language() -> None:
@@ -30,11 +30,11 @@ def test_translate_takes_the_nearest_token_only_with_a_margin_over_the_next() ->
     tokens = ["internship", "internship", "mentor", "career"]
     targets = np.eye(4, dtype=np.float32)
     near = np.asarray([[0.90, 0.89, 0.20, 0.10]], dtype=np.float32)  # the two forms of one token lead
-    assert translate(near, targets, words, tokens, margin=0.01) == ["internship"]
+    assert translate_rows(near, targets, words, tokens, margin=0.01) == ["internship"]
     tied = np.asarray([[0.10, 0.0, 0.895, 0.89]], dtype=np.float32)  # two tokens within the margin
-    assert translate(tied, targets, words, tokens, margin=0.01) == []
-    assert translate(tied, targets, words, tokens, margin=0.001) == ["mentors"]
-    assert translate(np.zeros((0, 4), dtype=np.float32), targets, words, tokens) == []
+    assert translate_rows(tied, targets, words, tokens, margin=0.01) == [None]
+    assert translate_rows(tied, targets, words, tokens, margin=0.001) == ["mentors"]
+    assert translate_rows(np.zeros((0, 4), dtype=np.float32), targets, words, tokens) == []
 
 
 def test_a_korean_question_to_english_writings_meets_their_words(agent: Any) -> None:
@@ -88,7 +88,7 @@ def test_a_translation_is_matched_as_the_token_it_has_alone(agent: Any) -> None:
 
 
 def test_a_hub_target_loses_to_the_translation_once_its_hubness_is_discounted() -> None:
-    """translate(hub=...): CSLS. A target close to every source-language word leads on cosine and
+    """translate_rows(hub=...): CSLS. A target close to every source-language word leads on cosine and
     drops behind the right word once half its hubness is subtracted; hubness is the mean cosine to
     the k nearest reference words."""
     from agent.bridge import hubness
@@ -96,11 +96,11 @@ def test_a_hub_target_loses_to_the_translation_once_its_hubness_is_discounted() 
     words, tokens = ["blue1brown", "interest", "theory"], ["blue1brown", "interest", "theory"]
     targets = np.eye(3, dtype=np.float32)
     source = np.asarray([[0.90, 0.88, 0.10]], dtype=np.float32)
-    assert translate(source, targets, words, tokens) == ["blue1brown"]
+    assert translate_rows(source, targets, words, tokens) == ["blue1brown"]
     reference = np.asarray([[0.9, 0.1, 0.1], [0.85, 0.0, 0.2], [0.8, 0.2, 0.0]], dtype=np.float32)
     hub = hubness(targets, reference, k=2)
     assert hub.shape == (3,) and hub[0] == pytest.approx(0.875) and hub[1] == pytest.approx(0.15)
-    assert translate(source, targets, words, tokens, hub=hub) == ["interest"]
+    assert translate_rows(source, targets, words, tokens, hub=hub) == ["interest"]
     assert hubness(targets, np.zeros((0, 3), dtype=np.float32)).tolist() == [0.0, 0.0, 0.0]
 
 
@@ -114,24 +114,25 @@ def test_the_reference_sample_is_the_bundled_writings_words_of_one_language() ->
 
 
 def test_a_dictionary_translation_wins_without_a_margin_and_only_among_its_glosses() -> None:
-    """translate(allowed=...): the dictionary's equivalents choose among the writings' words, and the
+    """translate_rows(allowed=...): the dictionary's equivalents choose among the writings' words, and the
     embedder ranks only those; a row without a gloss among the targets falls back to the margin."""
     words = ["overwhelming", "rapid", "industrial", "career"]
     tokens = ["overwhelm", "rapid", "industri", "career"]
     targets = np.eye(4, dtype=np.float32)
     rows = np.asarray([[0.880, 0.885, 0.1, 0.1], [0.1, 0.1, 0.50, 0.90]], dtype=np.float32)
     # Without the dictionary: "rapid" leads "overwhelming" by less than the margin; "career" wins.
-    assert translate(rows, targets, words, tokens, margin=0.01) == ["career"]
+    assert translate_rows(rows, targets, words, tokens, margin=0.01) == [None, "career"]
     allowed = [frozenset({"overwhelm", "crush"}), frozenset({"industri"})]
-    assert translate(rows, targets, words, tokens, margin=0.01, allowed=allowed) == ["overwhelming", "industrial"]
+    assert translate_rows(rows, targets, words, tokens, margin=0.01, allowed=allowed) == ["overwhelming", "industrial"]
     # A word without a dictionary entry (None) is left to the embedder and its margin; a word the
     # dictionary knows whose equivalents the writings lack is not translated: "career" leads row 1
     # by far, and still is no translation of a word the dictionary says means "factory".
-    assert translate(rows, targets, words, tokens, margin=0.01, allowed=[None, None]) == ["career"]
-    assert translate(rows, targets, words, tokens, margin=0.01, allowed=[None, frozenset({"factori"})]) == []
+    assert translate_rows(rows, targets, words, tokens, margin=0.01, allowed=[None, None]) == [None, "career"]
+    factory = [None, frozenset({"factori"})]
+    assert translate_rows(rows, targets, words, tokens, margin=0.01, allowed=factory) == [None, None]
     # Derived forms that Snowball stems apart still meet: "verification" (verif) and "verify" (verifi).
     allowed = [frozenset({"verif"}), None]
-    verify = translate(
+    verify = translate_rows(
         rows, targets, ["verify", "rapid", "industrial", "career"], ["verifi", *tokens[1:]], 0.01, None, allowed
     )
     assert verify == ["verify", "career"]
