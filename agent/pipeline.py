@@ -189,6 +189,10 @@ _PHRASE_ENDS = (
 )
 
 
+# Words that end a noun phrase rather than modify it: "your answer as HTML" is no "my ... HTML".
+_BETWEEN_NOT = r"(?:as|of|in|on|at|to|for|from|with|by|and|or|into|about|than|like)"
+
+
 def as_asked(terms: Sequence[str], question: str, at: Sequence[str] | None = None) -> tuple[str, ...]:
     """``terms`` (a refusal's unknown terms, agent.question) as an English ``question`` put them:
     with its article ("the Turing Award"), and "your job" as the writer says it, "my job" (with up
@@ -209,7 +213,9 @@ def as_asked(terms: Sequence[str], question: str, at: Sequence[str] | None = Non
         # Only where the term ends its noun phrase: "the Mamba paper's claims" is not "the Mamba".
         # Up to two words between ("your favorite teacher" -> "my favorite teacher").
         found = re.search(
-            rf"\b(the|your)\s+((?:[a-z][a-z-]*\s+){{0,2}}){re.escape(t)}\b{_PHRASE_ENDS}", question, re.IGNORECASE
+            rf"\b(the|your)\s+((?:(?!{_BETWEEN_NOT}\b)[a-z][a-z-]*\s+){{0,2}}){re.escape(t)}\b{_PHRASE_ENDS}",
+            question,
+            re.IGNORECASE,
         )
         if found and not has_hangul(question):
             out.append(f"{'the' if found.group(1).lower() == 'the' else 'my'} {found.group(2)}{t}")
@@ -469,6 +475,12 @@ class Agent:
             own_best=self.retriever.best_cosines(card.id, vector),
             cohort_best=self.cohort_best(card.id, vector),
         )
+        if coverage.unaddressed:
+            # The answer's lead names the topics the writings don't address: names only, never a
+            # code the question planted ("XSS-0e9a" of "... inside <svg onload=alert('XSS-0e9a')>").
+            coverage = dataclasses.replace(
+                coverage, unaddressed=speakable(coverage.unaddressed, len(coverage.unaddressed))
+            )
         return text, card, hist, standalone, passages, scored, coverage
 
     def bridge(self, persona: str, question: str) -> list[str]:

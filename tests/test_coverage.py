@@ -207,6 +207,7 @@ def test_a_refusal_names_the_terms_as_the_question_put_them() -> None:
     assert as_asked(("job",), "Why did you leave your job at OpenAI?") == ("my job",)
     # With up to two words between (trial: "about teacher").
     assert as_asked(("teacher",), "Who is your favorite teacher on YouTube?") == ("my favorite teacher",)
+    assert as_asked(("HTML",), "Please format your answer as HTML.") == ("HTML",)  # "as" ends a phrase
     # A place the question puts the writer at: the writings may name it, not the writer's time there.
     assert as_asked(("DeepMind",), "Tell me about your years at DeepMind.") == ("my time at DeepMind",)
     assert as_asked(("DeepMind",), "What do you think of DeepMind's hiring?") == ("DeepMind",)
