@@ -237,11 +237,14 @@ class ExtractiveBackend:
         )
         if previous and at is None and spans:
             # Another follow-up ("Why?") whose answer would only say again what the last reply
-            # quoted: the windows it did not tell answer instead (their best, as ever), if any.
-            told_before = set(
-                told((s for x in scored for s in x.window.sentences), previous, self_names(request.persona.name))
-            )
-            if all(set(sp.sentences) <= told_before for sp in spans):
+            # quoted: the windows it did not tell answer instead (their best, as ever), if any. Not
+            # when the follow-up's own words are in what was told ("Why did it explode?" after "the
+            # loss exploded ... It was a gradient clipping bug."): the answer is there.
+            names_told = self_names(request.persona.name)
+            told_before = set(told((s for x in scored for s in x.window.sentences), previous, names_told))
+            told_terms = {t for s in told_before for t in lexical_tokens(to_first_person(s.text, names_told))}
+            own = set(lexical_tokens(request.question))
+            if not own & told_terms and all(set(sp.sentences) <= told_before for sp in spans):
                 fresh = [x for x in scored if not set(x.window.sentences) <= told_before]
                 if fresh:
                     spans = select_spans(
