@@ -127,6 +127,7 @@ _FINAL_KEY = (
 )  # fmt: skip
 _KEY_UNIT = re.compile(r"NG|[A-Z]")
 _VOWELS = "aeiouy"
+_VOWEL_SET = frozenset(_VOWELS)  # a one-letter slice past the end ("") is no vowel, as `in _VOWELS` would say
 
 
 def _merged(key: str) -> tuple[str, ...]:
@@ -174,7 +175,7 @@ def latin_keys(word: str) -> frozenset[tuple[str, ...]]:
         options = next((opts for digraph, opts in _DIGRAPHS if w.startswith(digraph, i)), None)
         step = 2 if options is not None else 1
         if options is None:
-            if w.startswith("ti", i) and w[i + 2 : i + 3] in tuple(_VOWELS):
+            if w.startswith("ti", i) and w[i + 2 : i + 3] in _VOWEL_SET:
                 options = ("S", "T")  # "attention" -> 어텐션
             elif ch == "c":
                 options = ("S",) if nxt and nxt in "eiy" else ("K",)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from agent.question import GENERIC
 from agent.voice import QUOTE_CHARS
 from knowledge.text import detect_lang, has_hangul, latin_tokens, lexical_tokens, morphemes, split_sentences
 from knowledge.types import Retrieved
@@ -311,8 +312,6 @@ _NOT_NAMES = frozenset("The This That These Those A An My Our Their His Her Its"
 def holds_answer_type(text: str, kind: str | None) -> bool:
     """Whether ``text`` names what a question of answer type ``kind`` ("person", "place"; see
     agent.question.answer_type) asks for; False for None."""
-    from agent.question import GENERIC
-
     if kind == "person":
         return any(m.group(1) not in GENERIC and m.group(1) not in _NOT_NAMES for m in _NAME.finditer(text))
     if kind == "place":

@@ -179,9 +179,11 @@ def speaks_to(
     return any(t in vocabulary or t in also_known or (other and has_hangul(t)) for t in rest)
 
 
+@lru_cache(maxsize=256)
 def frame_tokens(question: str) -> frozenset[str]:
     """The lexical tokens of ``question`` only its opinion frame holds (agent.question.without_frame):
-    "믿" of "벤치마크를 믿으세요?", "trust" of "Do you trust benchmarks?"."""
+    "믿" of "벤치마크를 믿으세요?", "trust" of "Do you trust benchmarks?". Cached: assess and
+    speaks_to both ask for one question's."""
     return frozenset(lexical_tokens(question)) - frozenset(lexical_tokens(without_frame(question)))
 
 

@@ -32,9 +32,10 @@ from agent.compose import (
 )
 from agent.coverage import Coverage, abstain_text, assess
 from agent.personas import DEFAULT_PERSONA, PersonaCard, get_persona, list_personas
-from agent.question import answer_type, asks_next, understand, without_frame, without_saying
+from agent.question import answer_type, asks_next, placed_in, places, understand, without_frame, without_saying
 from agent.reasoning import strip_reasoning
 from agent.views import View, build_inventory, states_view
+from agent.voice import self_names
 from knowledge.config import Settings
 from knowledge.decode import clean
 from knowledge.errors import IndexMissingError, InputError
@@ -201,8 +202,6 @@ def as_asked(terms: Sequence[str], question: str, at: Sequence[str] | None = Non
     "my time at DeepMind" ("딥마인드에서의 일"): the writings may name it without the writer ever
     being there. Other terms are returned as they are."""
     if at is None:
-        from agent.question import places
-
         at = places(question)
     out = []
     for t in terms:
@@ -708,9 +707,7 @@ class Agent:
     def _placed(card: PersonaCard, idx: Any) -> Callable[[str], bool] | None:
         """Whether the persona's writings place the writer at a name (agent.question.placed_in), for
         a persona up to SCAN_CHUNKS chunks (its whole text is read); None beyond."""
-        from agent.question import placed_in
         from agent.retrieve import SCAN_CHUNKS
-        from agent.voice import self_names
 
         if idx.lexical.n > SCAN_CHUNKS:
             return None
@@ -874,8 +871,6 @@ class Agent:
                 )
             )
         if not coverage.covered:
-            from agent.question import places
-
             at = places(text)  # once: what the refusal may name, and how
             message = abstain_text(
                 lang, topics, as_asked(self._named(coverage.unknown_terms, at), text, at), coverage.kind

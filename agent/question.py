@@ -471,7 +471,8 @@ def unwritten_event(question: str, writings: str | Writings) -> str:
         return ""
     verb = m.group(1).lower()
     forms = {verb} | {f for fs in getAllInflections(verb, upos="VERB").values() for f in fs}
-    if len(forms) < 2 or any(_as_writings(writings).has_word(f) for f in forms):
+    written = _as_writings(writings)
+    if len(forms) < 2 or any(written.has_word(f) for f in forms):
         return ""  # not a verb lemminflect knows, or one the writings use
     rest = re.split(r",|\band\b|\bor\b", m.group(2))[0].split()
     obj = " ".join(_YOUR_TO_MY.get(w.lower(), w) for w in rest)
