@@ -31,6 +31,9 @@ translated at all. A single-syllable noun (일, 때, 점) has too many senses fo
 embedder alone. A word without a dictionary entry may be a loanword or a name spelled in Hangul
 (인턴십, 그로킹, 카파시): the writings' English words it may spell (:func:`transliterated`) are its
 only candidates when there are any, as a dictionary's would be; else the embedder decides alone.
+A word so spelled is the writer's own word in the other script (:func:`spelled`), and the abstention
+rule does not count it among the words the writings lack (agent.coverage): "그로킹에 대해 어떻게
+생각하세요?" is answered from Raj's English grokking entry.
 Measured on the whole gold set (no parameter tuned on it): stance agreement 0.809 -> 0.824, gold
 passage cited 0.837 -> 0.842 ("언러닝을 거친 모델은 ...?" now quotes Raj's unlearning entry).
 
@@ -408,6 +411,28 @@ def bridge(
     languages; ``known(token) -> bool``: whether the writings use a lexical token; ``targets(lang)``:
     ``(words, tokens, unit vectors, hubness)`` of :func:`target_words` and :func:`hubness`
     (cached by the caller; hubness may be None); ``embed(texts) -> (n, d)`` vectors."""
+    return [word for _, word, _ in translations(question, langs, known, targets, embed, margin)]
+
+
+def spelled(pairs: Sequence[tuple[str, str, bool]]) -> frozenset[str]:
+    """The lexical tokens of the question words of :func:`translations`' ``pairs`` that spell a
+    word of the writings in the other script (그로킹 -> "grokking"): the writer used that very word,
+    so it is no word the writings lack (agent.coverage's unknown-word share). A translation by
+    meaning is not (세계 -> "world": the writer may never have written about world models)."""
+    return frozenset(t for source, _, by_spelling in pairs if by_spelling for t in lexical_tokens(source))
+
+
+def translations(
+    question: str,
+    langs: Sequence[str],
+    known: Callable[[str], bool],
+    targets: Callable[[str], tuple[list[str], list[str], np.ndarray, np.ndarray | None]],
+    embed: Callable[[list[str]], np.ndarray],
+    margin: float = MARGIN,
+) -> list[tuple[str, str, bool]]:
+    """:func:`bridge`'s translations as ``(question word, writings' word, by spelling)`` triples: by
+    spelling when the question word is a Hangul spelling of the writings' word (:func:`transliterated`),
+    not a dictionary or embedder translation. Same arguments as :func:`bridge`."""
     lang, words = source_words(question)
     if lang not in target_langs(langs):
         return []
@@ -430,9 +455,12 @@ def bridge(
     rows = words + [c for c, _ in pairs]
     # The dictionary first; a word it lacks may be a loanword or a name spelled in Hangul, whose
     # English the writings may use (:func:`transliterated`); else the embedder decides.
+    gloss = [glosses(w, lang) for w in rows]
     allowed = [
-        g if (g := glosses(w, lang)) is not None or lang != "en" else transliterated(w, t_words, t_tokens) for w in rows
+        g if g is not None or lang != "en" else transliterated(w, t_words, t_tokens)
+        for w, g in zip(rows, gloss, strict=True)
     ]
+    by_spelling = [lang == "en" and g is None and a is not None for g, a in zip(gloss, allowed, strict=True)]
     chosen = translate_rows(
         unit(np.asarray(embed(rows), dtype=np.float32)), t_vecs, t_words, t_tokens, margin, t_hub, allowed
     )
@@ -440,9 +468,9 @@ def bridge(
     for (_, parts), word in zip(pairs, chosen[len(words) :], strict=True):
         if word is not None:
             covered |= parts
-    out: list[str] = []
-    for w, word in zip(rows, chosen, strict=True):
-        if word is None or word in out or (w in words and set(lexical_tokens(w)) <= covered):
+    out: list[tuple[str, str, bool]] = []
+    for w, word, spelling in zip(rows, chosen, by_spelling, strict=True):
+        if word is None or any(word == o for _, o, _ in out) or (w in words and set(lexical_tokens(w)) <= covered):
             continue
-        out.append(word)
+        out.append((w, word, spelling))
     return out

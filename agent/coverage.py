@@ -64,7 +64,8 @@ def features(
     "large") (0 when
     the question is in another language than the writings, or no ``vocabulary`` is given); the
     tokens in ``skip`` are left out of it, and those in ``also_known`` count as used (the English
-    words whose Korean equivalents the writings use, agent.bridge.known_across).
+    words whose Korean equivalents the writings use, agent.bridge.known_across, and the Hangul
+    spellings of the writings' English words, agent.bridge.spelled).
     ``view``: 1 for a view question (agent.question), whose opinion frame matches nothing.
     ``cohort_margin`` (cosine units): :func:`cohort_margin` of ``own_best`` and ``cohort_best``."""
     cross = 0.0 if question_lang in persona_langs else 1.0

@@ -409,7 +409,8 @@ class Agent:
         # The question's words the writings lack, with the writings' words they translate to in the
         # other language (agent.bridge): what the term overlap of views and windows reads.
         # Each translation is tokenised on its own (agent.compose.score_windows).
-        extra = tuple(t for w in self._bridge(idx, standalone) for t in lexical_tokens(w))
+        pairs = self._bridge(idx, standalone)
+        extra = tuple(t for _, w, _ in pairs for t in lexical_tokens(w))
         if "ko" in idx.langs:
             # An English question's words the English writings lack, by the Korean words the Korean
             # ones use for them (agent.bridge.across: "debate" -> 논쟁 of Raj's Korean diary alone).
@@ -458,8 +459,13 @@ class Agent:
             )
             if asks_lesson(standalone):
                 scored = boost_lessons(scored, lambda a, b: entry[a] == entry[b])
-        from agent.bridge import known_across
+        from agent.bridge import known_across, spelled
 
+        # The question's words the writer used: an English one only in Korean, or a Hangul spelling
+        # of a word of the English writings (그로킹 -> "grokking"; agent.bridge.spelled).
+        also_known = spelled(pairs)
+        if "ko" in idx.langs:
+            also_known |= known_across(text, idx.lexical.vocabulary)
         coverage = assess(
             text,
             scored,
@@ -470,7 +476,7 @@ class Agent:
             vocabulary=idx.lexical.vocabulary,
             # An English question's words the writer used only in Korean (Raj's alignment view: "a
             # technical problem" is "기술 문제" in his Korean diary alone) are not words he never used.
-            also_known=known_across(text, idx.lexical.vocabulary) if "ko" in idx.langs else frozenset(),
+            also_known=also_known,
             own_best=self.retriever.best_cosines(card.id, vector),
             cohort_best=self.cohort_best(card.id, vector),
         )
@@ -488,11 +494,12 @@ class Agent:
         above ``agent.retrieve.SCAN_CHUNKS`` chunks (its whole text is never loaded), one whose
         writings hold no text in the other language, and an English question to writings that hold
         English. The target words' vectors are kept per index."""
-        return self._bridge(self.retriever.index(persona), question)
+        return [word for _, word, _ in self._bridge(self.retriever.index(persona), question)]
 
-    def _bridge(self, idx: Any, question: str) -> list[str]:
-        """:meth:`bridge` over a persona's index (``agent.retrieve._PersonaIndex``) already at hand."""
-        from agent.bridge import bridge, hubness, reference_words, target_words, unit
+    def _bridge(self, idx: Any, question: str) -> list[tuple[str, str, bool]]:
+        """:meth:`bridge` over a persona's index (``agent.retrieve._PersonaIndex``) already at hand, as
+        agent.bridge.translations' ``(question word, writings' word, by spelling)`` triples."""
+        from agent.bridge import hubness, reference_words, target_words, translations, unit
         from agent.retrieve import SCAN_CHUNKS
 
         if idx.lexical.n > SCAN_CHUNKS:
@@ -508,7 +515,7 @@ class Agent:
                 idx.bridge_targets[lang] = (words, tokens, vecs, hub)
             return idx.bridge_targets[lang]
 
-        return bridge(question, idx.langs, lambda t: t in idx.lexical.term_id, targets, self.sentences.embed)
+        return translations(question, idx.langs, lambda t: t in idx.lexical.term_id, targets, self.sentences.embed)
 
     def cohort_best(self, persona: str, vector: Sequence[float]) -> dict[str, float]:
         """Per chunk language, the highest cosine between ``vector`` and the cohort's chunks

@@ -211,3 +211,21 @@ def test_korean_spellings_of_names_and_loanwords_reach_the_english_writings(agen
     assert "grokking" in agent.bridge("raj", "그로킹에 대해 어떻게 생각하세요?")
     assert "unlearning" in agent.bridge("raj", "언러닝은 정말 잊는 건가요?")
     assert "karpathy" in agent.bridge("diarist", "카파시에 대해 어떻게 생각하세요?")
+
+
+def test_only_a_spelling_makes_a_question_word_one_the_writer_used() -> None:
+    """agent.bridge.spelled: the tokens of question words that spell a word of the writings in the
+    other script; a translation by meaning is not the writer's word."""
+    from agent.bridge import spelled
+
+    assert spelled([("그로킹", "grokking", True), ("세계", "world", False)]) == {"그로킹"}
+    assert spelled([("세계", "world", False)]) == frozenset()
+
+
+def test_a_korean_view_question_naming_an_english_term_by_its_hangul_spelling_is_answered(agent: Any) -> None:
+    """그로킹 is the word of Raj's English grokking entry, so the question is not refused as one about
+    a word he never used; a name he never wrote stays refused."""
+    answer = agent.ask("그로킹에 대해 어떻게 생각하세요?", persona="raj", backend="extractive")
+    assert not answer.abstained, answer.text
+    assert any("Grokking" in c.title for c in answer.citations), [c.title for c in answer.citations]
+    assert agent.ask("크리스 올라에 대해 어떻게 생각하세요?", persona="raj", backend="extractive").abstained
