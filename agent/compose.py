@@ -227,6 +227,16 @@ LEXICAL_WEIGHT = 0.15
 TITLE_SHARE = 0.5
 
 
+# English light verbs, as knowledge.text drops Korean ones (하, 되, 주): "get" of "What kind of compute
+# did you get to use?" names nothing of the answer, and in a small persona's writings it is rare
+# enough by IDF to outweigh "compute" ("I would get frustrated ..." outranked "... that sort of
+# compute with multiple nodes of H100s"). The verbs of light-verb constructions (Jespersen 1942).
+LIGHT_VERBS = frozenset(
+    lexical_tokens("get gets got getting make makes made making take took taken give gave given go goes went gone")
+    + lexical_tokens("come came let lets put keep kept")
+)
+
+
 def score_windows(
     question: str,
     question_vec: Sequence[float],
@@ -268,7 +278,7 @@ def score_windows(
         lang: (sum(v) + max(0, MIN_CANDIDATES - len(v)) * PRIOR_CANDIDATE_MEAN) / max(len(v), MIN_CANDIDATES)
         for lang, v in by_lang.items()
     }
-    qterms = set(lexical_tokens(question)) | set(extra)
+    qterms = (set(lexical_tokens(question)) - LIGHT_VERBS) | set(extra)
     # A term the writings never use is as rare as can be: it weighs like the rarest known term,
     # so "football" in "Who won the football world cup?" counts against coverage.
     rarest = max((idf or {}).values(), default=1.0)

@@ -223,6 +223,32 @@ def test_a_term_the_writer_used_decides_between_near_tied_windows() -> None:
     assert score_windows("Which one?", [1.0, 0.0], [near, answer], Cache(), {})[0].window is near  # type: ignore[arg-type]
 
 
+def test_a_light_verb_of_the_question_weighs_nothing_in_the_term_overlap() -> None:
+    """compose.LIGHT_VERBS: "get" of "What kind of compute did you get to use?" is rare in a small
+    persona's writings, so by IDF alone "I would get frustrated ..." outranked the sentence about
+    the compute; the light verb is left out of the question's terms."""
+    import numpy as np
+
+    from agent.compose import LIGHT_VERBS, score_windows
+    from knowledge.text import lexical_tokens
+
+    def sent(text: str, start: int) -> Sentence:
+        return Sentence(text=text, start=start, end=start + len(text), passage=0, lang="en", position=start)
+
+    frustrated = Window((sent("I would get frustrated with every compute budget.", 0),))
+    answer = Window((sent("We had that sort of compute: nodes of H100s.", 60),))
+
+    class Cache:  # equal cosines: the term overlap decides
+        def embed(self, texts: list[str]) -> np.ndarray:
+            return np.asarray([[0.85, float(np.sqrt(1 - 0.85**2))] for _ in texts])
+
+    idf = {"get": 3.0, "comput": 1.0, "sort": 1.0, "kind": 1.0, "use": 1.0}
+    q = "What sort of compute did you get to use?"
+    assert "get" in LIGHT_VERBS and "get" in lexical_tokens(q)
+    ranked = score_windows(q, [1.0, 0.0], [frustrated, answer], Cache(), idf)  # type: ignore[arg-type]
+    assert ranked[0].window is answer, [(r.window.text, r.lexical) for r in ranked]
+
+
 def test_a_term_only_the_entry_title_holds_counts_in_part_for_its_windows() -> None:
     """compose.TITLE_SHARE: "What did you learn about writing?" and two windows of equal cosine,
     one in the section titled "A New Perspective on Writing" (whose sentences never say "writing"):
