@@ -67,6 +67,10 @@ def test_a_compound_that_translates_stands_for_its_parts(agent: Any) -> None:
     words = agent.bridge("newcomer", "해석 가능성 연구의 목적은 모델 성능을 높이는 건가요?")
     assert "interpretability" in words
     assert "explanations" not in words and "possibilities" not in words
+    # A compound whose translation is only its second noun's (환각문제 -> "problems", as 문제 ->
+    # "problem") stands for nothing more: the first noun keeps its own.
+    words = agent.bridge("diarist", "환각 문제는 왜 생기나요?")
+    assert "hallucinations" in words, words
 
 
 def test_a_translation_is_matched_as_the_token_it_has_alone(agent: Any) -> None:
