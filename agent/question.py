@@ -158,12 +158,36 @@ class Writings(Protocol):
         """True when ``word`` (lower-case) or its plural or possessive is a whole word of the writings."""
         ...
 
+    def begins_word(self, prefix: str) -> bool:
+        """True when a word of the writings begins with ``prefix`` (lower-case) and goes on by two
+        letters or more: "repo" begins "repository" (:func:`clipped`)."""
+        ...
+
 
 def word_in(word: str, text_lower: str) -> bool:
     """``word`` (lower-case), or it followed by "s", "es" or "'s", occurs in ``text_lower`` with no
     letter or digit on either side (the writings may use the plural or possessive of the question's
     word: "RNNs" for "RNN")."""
     return bool(word) and re.search(rf"(?<![a-z0-9]){re.escape(word)}(?:s|es|'s)?(?![a-z0-9])", text_lower) is not None
+
+
+def word_begins(prefix: str, text_lower: str) -> bool:
+    """A word of ``text_lower`` begins with ``prefix`` (lower-case) and goes on by two letters or more."""
+    return bool(prefix) and re.search(rf"(?<![a-z0-9]){re.escape(prefix)}[a-z]{{2,}}", text_lower) is not None
+
+
+# A clipping is a word's own beginning ("repo" of "repository", "info" of "information", "stats" of
+# "statistics"; Bauer, *English Word-formation*, 1983, 233): a question's clipped word is the
+# writings' word when one begins with it. Four letters at least: "lab" or "app" begin too much.
+MIN_CLIPPING = 4
+
+
+def clipped(word: str, writings: Writings) -> bool:
+    """True when ``word`` (lower-case, ``MIN_CLIPPING`` letters or more) may be a clipping of a word
+    of the writings: one of them begins with it, or with it less a plural "s" ("stats")."""
+    return len(word) >= MIN_CLIPPING and any(
+        writings.begins_word(w) for w in {word, word.removesuffix("s")} if len(w) >= MIN_CLIPPING
+    )
 
 
 class CorpusWords:
@@ -175,6 +199,9 @@ class CorpusWords:
 
     def has_word(self, word: str) -> bool:
         return word_in(word, self.corpus_lower)
+
+    def begins_word(self, prefix: str) -> bool:
+        return word_begins(prefix, self.corpus_lower)
 
 
 def _as_writings(corpus: str | Writings, lowered: bool = True) -> Writings:
@@ -239,7 +266,9 @@ def foreign_possessions(question: str, corpus_lower: str | Writings) -> tuple[st
         words = [w for w in phrase if w not in _NP_STOP and len(w) > 2]
         if not words:
             continue
-        if not any(_known(w, corpus_lower) for w in words):
+        # "your repo" to writings that say "repository": a clipping of the writer's own word.
+        writings = _as_writings(corpus_lower)
+        if not any(_known(w, corpus_lower) or clipped(w, writings) for w in words):
             out.append(words[-1] if len(words) == 1 else " ".join(words))
     return tuple(dict.fromkeys(out))
 
@@ -284,8 +313,13 @@ def is_view(question: str, lang: str | None = None) -> bool:
     if lang == "ko":
         if _VIEW_KO.search(question):
             return True
-        last = question.split()[-1] if question.split() else ""
-        return bool(_GENERAL_KO.search(question)) and not _ko_past(last) and not _YOU_KO.search(question)
+        # The past anywhere asks about an event, as "was"/"did" do in English: the closing word
+        # (했나요) or a past adnominal before it ("인턴십에서 가장 힘들었던 점은 무엇인가요?": what was).
+        return (
+            bool(_GENERAL_KO.search(question))
+            and not any(_ko_past(w) for w in question.split())
+            and not _YOU_KO.search(question)
+        )
     if _VIEW_EN.search(question):
         return True
     if _PAST_EN.search(question) or _DEFINITION_EN.match(question):

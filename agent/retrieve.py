@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
-from agent.question import word_in
+from agent.question import word_begins, word_in
 from agent.views import View, build_inventory
 from knowledge.decode import clean
 from knowledge.errors import IndexMissingError
@@ -154,6 +154,18 @@ class _PersonaIndex:
                     self.words.clear()
                 self.words[word] = known
         return known
+
+    def begins_word(self, prefix: str) -> bool:
+        """A word of these writings begins with ``prefix`` (lower-case) and goes on by two letters or
+        more (agent.question.Writings; ``agent.question.word_begins`` on ``corpus_lower``). Beyond
+        ``SCAN_CHUNKS`` chunks the BM25 vocabulary is scanned instead: a lexical token that begins
+        with the prefix's stem and is longer by two or more."""
+        if "corpus_lower" in self.__dict__ or self.lexical.n <= SCAN_CHUNKS:
+            return word_begins(prefix, self.corpus_lower)
+        stems = lexical_tokens(prefix)
+        if len(stems) != 1:
+            return False
+        return any(t.startswith(stems[0]) and len(t) >= len(stems[0]) + 2 for t in self.lexical.vocabulary)
 
     def _word_in_postings(self, word: str) -> bool:
         # word_in also accepts the word followed by "s", "es" or "'s", which may stem otherwise

@@ -60,6 +60,9 @@ def test_opinion_questions_are_views(question: str) -> None:
         "교수님은 실패를 어떻게 극복하셨나요?",
         "How would you describe the first week of the internship?",
         "What did you get from the reading group?",
+        # A past adnominal before a present ending: what was, as "was" in English.
+        "인턴십에서 가장 힘들었던 점은 무엇인가요?",
+        "첫 학습이 실패했던 이유가 뭔가요?",
     ],
 )
 def test_event_questions_are_not_views(question: str) -> None:
@@ -276,3 +279,14 @@ def test_what_a_term_is_is_a_fact_question_not_a_view() -> None:
     assert not is_view("What's grokking?")
     assert is_view("What is the future of AI?")
     assert is_view("What are large language models, fundamentally?")
+
+
+def test_a_clipped_word_of_the_writings_is_no_foreign_possession() -> None:
+    """agent.question.clipped: "your repo" to writings that say "repository" presupposes nothing new;
+    a clipping of a word they never use ("stats" without "statistics"), or one too short to tell
+    ("lab" begins "label"), still counts as foreign."""
+    corpus = "I am not accepting outside contributions to this repository. I label data."
+    assert foreign_possessions("Can I send you a pull request to your repo?", corpus.lower()) == ()
+    assert foreign_possessions("What are your stats?", corpus.lower()) == ("stats",)
+    assert foreign_possessions("Where is your lab?", corpus.lower()) == ("lab",)
+    assert understand("Can I send you a pull request to your repo?", corpus).kind != "premise"

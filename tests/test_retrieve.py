@@ -406,3 +406,19 @@ def test_outside_a_snapshot_every_look_up_sees_a_new_ingest(agent: Any) -> None:
         assert reads == ["raj"] * 3
     finally:
         retriever.store = original
+
+
+@pytest.mark.parametrize("persona", ["diarist", "raj"])
+def test_a_large_personas_clipping_look_up_agrees_with_searching_the_whole_text(
+    agent: Any, persona: str, monkeypatch: Any
+) -> None:
+    """begins_word from the BM25 vocabulary (a large persona) against the whole-text search, for
+    clippings of the writings' words and for prefixes they do not begin."""
+    from agent.question import CorpusWords, clipped
+
+    whole = CorpusWords(agent.retriever.index(persona).corpus_lower)
+    large = _large(agent, persona, monkeypatch)
+    for word in ("repo", "info", "stats", "hallu", "interp", "zzzz", "deepm"):
+        assert clipped(word, whole) == clipped(word, large), word
+    if persona == "diarist":
+        assert clipped("repo", large) and not clipped("zzzz", large)
