@@ -148,12 +148,13 @@ def unknown_terms(question: str, corpus_text: str) -> tuple[str, ...]:
     return foreign_names(question, corpus_text.lower())
 
 
-# Words that frame an opinion question rather than name its subject.
+# Words that frame an opinion question rather than name its subject ("What role does X play in Y?":
+# X and Y are the subject).
 _FRAME = frozenset(
     lexical_tokens(
         "what do you think make feel believe view take opinion position stance thoughts agree consider expect see "
         "would say recommend how should is it worth okay wise true better possible really actually about of on "
-        "road way answer good bad right wrong always ever never next best most"
+        "road way answer good bad right wrong always ever never next best most role play part"
     )
 )
 

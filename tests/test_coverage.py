@@ -235,6 +235,18 @@ def test_a_word_whose_dictionary_form_the_writings_use_is_known() -> None:
     assert cov.features["unknown_share"] == pytest.approx(3 / 4)
 
 
+def test_what_role_does_x_play_is_a_frame_not_a_subject() -> None:
+    """_FRAME holds "role", "play" and "part": "What role does an industry stint play in a doctoral
+    path?" asks about the stint and the path, not about roles or playing."""
+    from knowledge.text import lexical_tokens
+
+    vocab = set(lexical_tokens("industry path"))
+    q = "What role does an industry stint play in a doctoral path?"
+    cov = assess(q, _scored(0.86, 0.04, 0.4), "industry path", "en", ("en",), vocabulary=vocab)
+    # industry, path known; stint, doctoral not: 2 of 4 (role and play are not read).
+    assert cov.features["unknown_share"] == pytest.approx(2 / 4)
+
+
 def test_words_known_in_another_language_do_not_count_as_unknown() -> None:
     """features: a word in ``also_known`` (agent.bridge.known_across) is one the writings use."""
     vocabulary = frozenset({"align"})
