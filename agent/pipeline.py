@@ -134,11 +134,18 @@ def lead_with_terms(passages: Sequence[Retrieved], scored: Sequence[Any]) -> lis
     question's terms (``Scored.lexical``; across languages, the bridge's translations) while a
     window holding a chosen view (``Scored.view``, after agent.compose.boost_views) does: its entry,
     that of the best such window, leads ("임포스터 신드롬에 대해 어떻게 생각하세요?" was led by a
-    lesson about old papers and the imposter-syndrome paragraph only joined it). Same chunks, same
-    length; otherwise the order is kept."""
+    lesson about old papers and the imposter-syndrome paragraph only joined it). When no view
+    window holds any of them, the best window that does leads in the same way ("카파시에 대해 어떻게
+    생각하세요?": the diarist's section on Karpathy, not "My view"). Same chunks, same length;
+    otherwise the order is kept."""
     entry = [(r.chunk.source, r.chunk.title) for r in passages]
-    holding = [x for x in scored if x.view and x.lexical > 0]
-    if not entry or not holding or any(x.lexical > 0 for x in scored if entry[x.window.passage] == entry[0]):
+    if not entry or any(x.lexical > 0 for x in scored if entry[x.window.passage] == entry[0]):
+        return list(passages)
+    # A window holding a chosen view and the question's terms; else, when no view window holds any,
+    # one holding the question's terms ("카파시에 대해 어떻게 생각하세요?": the section on Karpathy,
+    # whose lines the view inventory does not count as stated views, not "My view").
+    holding = [x for x in scored if x.view and x.lexical > 0] or [x for x in scored if x.lexical > 0]
+    if not holding:
         return list(passages)
     new = entry[max(holding, key=lambda x: x.score).window.passage]
     return sorted(passages, key=lambda r: (r.chunk.source, r.chunk.title) != new)
@@ -393,12 +400,20 @@ class Agent:
         hist = normalize_history(history)
         standalone, rewritten = standalone_question(text, hist, condenser)
         vector = self.embedder.embed_query(standalone)
-        passages = self.retriever.retrieve(standalone, self.settings.top_k, card.id, vector=vector)
+        idx = self.retriever.index(card.id)
+        # The question's words the writings lack, with the writings' words they translate to in the
+        # other language (agent.bridge).
+        pairs = self._bridge(idx, standalone)
+        # A name or loanword spelled in Hangul is the writings' own word (카파시 -> "karpathy"): the
+        # BM25 side of the search reads it too, as it would the English spelling. Translations by
+        # meaning stay out of the search (the composer's term overlap reads them below).
+        spelled_words = [w for _, w, by_spelling in pairs if by_spelling]
+        query = " ".join([standalone, *spelled_words])
+        passages = self.retriever.retrieve(query, self.settings.top_k, card.id, vector=vector)
         if goes_on(text, hist):
             # "And then?": the story may go on in its entry's next chunk, which the search for the
             # previous answer's words need not find.
             passages = self._with_next(card.id, passages)
-        idx = self.retriever.index(card.id)
         # The index answers the vocabulary look-ups (has_word): a large persona's whole text is
         # never loaded for them.
         # The asker's words are understood, not the persona's own reply that a follow-up's search
@@ -406,10 +421,8 @@ class Agent:
         asked = standalone if rewritten else condense(text, hist, reply=False)
         understood = understand(asked, idx, idx.langs, placed=self._placed(card, idx))
         view_offsets: set[tuple[int, int]] = set()
-        # The question's words the writings lack, with the writings' words they translate to in the
-        # other language (agent.bridge): what the term overlap of views and windows reads.
-        # Each translation is tokenised on its own (agent.compose.score_windows).
-        pairs = self._bridge(idx, standalone)
+        # The translations are what the term overlap of views and windows reads, each tokenised on
+        # its own (agent.compose.score_windows).
         extra = tuple(t for _, w, _ in pairs for t in lexical_tokens(w))
         if "ko" in idx.langs:
             # An English question's words the English writings lack, by the Korean words the Korean

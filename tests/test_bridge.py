@@ -233,3 +233,13 @@ def test_a_korean_view_question_naming_an_english_term_by_its_hangul_spelling_is
     assert not answer.abstained, answer.text
     assert any("Grokking" in c.title for c in answer.citations), [c.title for c in answer.citations]
     assert agent.ask("크리스 올라에 대해 어떻게 생각하세요?", persona="raj", backend="extractive").abstained
+
+
+def test_a_name_spelled_in_hangul_finds_and_leads_with_its_entry(agent: Any) -> None:
+    """The Hangul spelling's English word joins the BM25 query (agent.pipeline), and an entry whose
+    windows hold the question's terms leads when the view ranking's lead holds none of them
+    (lead_with_terms): the diarist's section on Karpathy, the intern's ServiceNow line."""
+    answer = agent.ask("카파시에 대해 어떻게 생각하세요?", persona="diarist", backend="extractive")
+    assert answer.citations and answer.citations[0].title == "Andrej Karpathy", answer.text
+    answer = agent.ask("인턴십은 어디에서 하셨어요?", persona="intern", backend="extractive")
+    assert answer.citations and "ServiceNow" in answer.citations[0].quote, answer.text

@@ -661,9 +661,15 @@ def test_a_view_lead_holding_none_of_the_questions_terms_gives_way_to_a_view_tha
     assert [r.chunk.id for r in lead_with_terms(passages, [bare, other])] == ["b", "a"]
     holding = Scored(bare.window, 0.30, 0.8, 0.05, 0.1, view=True)
     assert [r.chunk.id for r in lead_with_terms(passages, [holding, other])] == ["a", "b"]
-    # Only a window holding a chosen view takes the lead; one that merely holds a term does not.
+    # A window holding a chosen view and a term goes before one that merely holds a term; with no
+    # such view window, the one holding a term leads ("카파시에 대해 어떻게 생각하세요?": the section
+    # on Karpathy, whose lines state no view the inventory knows).
     plain = Scored(other.window, 0.29, 0.8, 0.05, 0.3, view=False)
-    assert [r.chunk.id for r in lead_with_terms(passages, [bare, plain])] == ["a", "b"]
+    assert [r.chunk.id for r in lead_with_terms(passages, [bare, plain])] == ["b", "a"]
+    c = _chunk("c", OTHER, start=2000, title="Other")
+    viewed = Scored(Window(tuple(_sentences(c, 2)[:2])), 0.20, 0.8, 0.05, 0.1, view=True)
+    three = [*passages, Retrieved(c, 0.8)]
+    assert [r.chunk.id for r in lead_with_terms(three, [bare, plain, viewed])][0] == "c"
     # The backend leads with the first passage's entry, as given.
     assert _answer([bare, other], [a, b], kind="view").citations[0].title == "First Steps"
 
