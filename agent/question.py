@@ -243,11 +243,24 @@ def foreign_names(question: str, corpus_lower: str | Writings) -> tuple[str, ...
             if not _portable(term):
                 continue
         new = int(not _known(term, corpus_lower))
-        if runs and not question[runs[-1][1] : m.start()].strip(" ") and runs[-1][1] < m.start():
-            runs[-1][1:] = [m.end(), runs[-1][2] | new]  # only spaces between: one name
+        between = question[runs[-1][1] : m.start()] if runs else ""
+        one_word = bool(runs) and " " not in question[runs[-1][0] : runs[-1][1]]
+        if runs and runs[-1][1] < m.start() and (not between.strip(" ") or (one_word and _OF.fullmatch(between))):
+            # Only spaces between, or " of " after one word ("Bank of America", not "Chris Olah of
+            # Anthropic"): one name.
+            runs[-1][1:] = [m.end(), runs[-1][2] | new]
         else:
-            runs.append([m.start(), m.end(), new])
+            # "Mixture of Experts ...?": a capitalised word and "of" before a name are part of it, even
+            # at the start of the sentence, where the capital alone says nothing.
+            lead = _NAME_OF.search(question[: m.start()])
+            if lead and runs and lead.start() < runs[-1][1]:
+                lead = None  # that word ends a name of its own ("Chris Olah of Anthropic")
+            runs.append([lead.start() if lead else m.start(), m.end(), new])
     return tuple(dict.fromkeys(re.sub(r"'s$", "", question[a:b]) for a, b, new in runs if new))
+
+
+_OF = re.compile(r" of (?:the )?")
+_NAME_OF = re.compile(r"(?<![A-Za-z0-9])[A-Z][a-z]+ of (?:the )?$")
 
 
 def foreign_possessions(question: str, corpus_lower: str | Writings) -> tuple[str, ...]:
@@ -473,9 +486,13 @@ def understand(
         # About the writer, naming something never written about: treated as a premise too
         # ("What did you think of the DeepMind offer?" rests on an offer that never happened).
         return Question(question, "premise", lang, foreign, premise=foreign)
-    event = unwritten_event(question, corpus_lower) if corpus_lower is not None and lang == "en" else ""
-    if event and "en" not in tuple(persona_langs):
-        event = ""  # an English verb cannot be missing from Korean notes
+    event = ""
+    if corpus_lower is not None and lang == "en":
+        event = unwritten_event(question, corpus_lower)
+        if event and "en" not in tuple(persona_langs):
+            event = ""  # an English verb cannot be missing from Korean notes
+    elif corpus_lower is not None and lang == "ko":
+        event = unwritten_event_ko(question, corpus_lower)
     return Question(question, "fact", lang, event=event)
 
 
@@ -512,6 +529,52 @@ def unwritten_event(question: str, writings: str | Writings) -> str:
     obj = " ".join(_YOUR_TO_MY.get(w.lower(), w) for w in rest)
     past = (getInflection(verb, "VBD") or (verb,))[0]
     return f"{past} {obj}".strip()
+
+
+# Korean: "박사과정을 왜 그만두셨어요?" (why/when + a verb in the past, closing the question). The
+# verb is a stem (VV: 그만두) or a noun made a verb by 하 (NNG + XSV: 포기하다); light verbs aside.
+_WH_KO = frozenset({"왜", "언제"})
+_LIGHT_EVENT_KO = frozenset("하 되 있 없 보 주 가 오".split())  # verbs too general to be an event
+
+
+def unwritten_event_ko(question: str, writings: str | Writings) -> str:
+    """The event a Korean "왜/언제 ... VERB-었어요?" presupposes, in the past ("박사과정을
+    그만뒀다"), when the writings hold neither the verb (its stem, or the noun of a noun-하다 verb)
+    nor any word of its one-word English equivalents in the Korean Learners' Dictionary
+    (agent.bridge.glosses: 그만두다 -> "stop"; as a stem or a word it begins, Writings.begins_word);
+    "" otherwise: another question, a verb the dictionary lacks, or a light verb. The Korean side of
+    :func:`unwritten_event`. The object is the question's words before the verb, without the
+    wh-word."""
+    from agent.bridge import glosses
+    from knowledge.text import KO_STOPWORDS, kiwi, morphemes
+
+    ms = [m for m in morphemes(question) if m.tag not in ("SF", "SP", "SS", "SE", "SO", "SW")]
+    if not any(m.form in _WH_KO and m.tag == "MAG" for m in ms) or not ms or ms[-1].tag != "EF":
+        return ""
+    end = len(ms) - 1
+    while end > 0 and ms[end - 1].tag == "EP":
+        end -= 1
+    if not any(m.tag == "EP" and m.form in ("었", "았", "였") for m in ms[end:]) or end == 0:
+        return ""  # not in the past
+    head = ms[end - 1]
+    if head.tag == "XSV" and end >= 2 and ms[end - 2].tag == "NNG":
+        noun = ms[end - 2]
+        word, lookup, start = noun.form, noun.form, noun.start
+        past = kiwi().join([(noun.form, "NNG"), ("하", "XSV"), ("었", "EP"), ("다", "EF")])
+    elif head.tag == "VV" and head.form not in _LIGHT_EVENT_KO and head.form not in KO_STOPWORDS:
+        word, lookup, start = head.form, head.form + "다", head.start
+        past = kiwi().join([(head.form, "VV"), ("었", "EP"), ("다", "EF")])
+    else:
+        return ""
+    written = _as_writings(writings)
+    if written.has_word(word):
+        return ""
+    english = glosses(lookup, "en")
+    if not english or any(written.has_word(g) or written.begins_word(g) for g in english):
+        return ""  # a verb the dictionary lacks says nothing; one whose English the writings use is told
+    before = question[:start].split()
+    obj = " ".join(w for w in before if w not in _WH_KO)
+    return f"{obj} {past}".strip()
 
 
 def _in_trigger(question: str, term: str, lang: str) -> bool:

@@ -67,6 +67,11 @@ def test_an_event_the_question_takes_for_granted_is_said_never_written(agent: An
     assert answer.text.startswith("I never wrote that I quit my PhD;")
     other = agent.ask("Why did you start reading ethics papers?", persona="raj", backend="extractive")
     assert "never wrote" not in other.text
+    # The same in Korean (agent.question.unwritten_event_ko).
+    answer = agent.ask("박사과정을 왜 그만두셨어요?", persona="raj", backend="extractive")
+    assert answer.text.startswith("박사과정을 그만뒀다고 쓴 적은 없어요."), answer.text
+    other = agent.ask("왜 윤리학 논문을 읽기 시작하셨어요?", persona="raj", backend="extractive")
+    assert "쓴 적은 없어요" not in other.text
 
 
 def test_third_person_self_references_become_first_person(agent: Any) -> None:

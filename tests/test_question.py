@@ -261,6 +261,24 @@ def test_a_why_or_when_question_s_event_is_unwritten_when_no_form_of_its_verb_is
     assert understand("Why did you quit your PhD?", notes, ("ko",), lowered=True).event == ""
 
 
+def test_a_korean_why_or_when_question_s_event_is_unwritten_when_neither_language_tells_it() -> None:
+    """unwritten_event_ko: why/when and a past verb closing the question; neither the verb's stem
+    (nor a noun-하다 verb's noun) in the writings, nor a word of its dictionary English (그만두다 ->
+    "stop"); the object is the words before the verb."""
+    from agent.question import unwritten_event_ko
+
+    notes = "박사과정 중 논문을 읽기 시작했다. i started reading ethics papers."
+    assert unwritten_event_ko("박사과정을 왜 그만두셨어요?", notes) == "박사과정을 그만뒀다"
+    assert unwritten_event_ko("왜 박사과정을 그만두셨나요?", notes) == "박사과정을 그만뒀다"
+    assert unwritten_event_ko("박사과정을 왜 그만두셨어요?", notes + " 그만두었다.") == ""  # the stem is written
+    assert unwritten_event_ko("박사과정을 왜 그만두셨어요?", notes + " i had to stop.") == ""  # its English is
+    assert unwritten_event_ko("박사과정을 어떻게 그만두셨어요?", notes) == ""  # not why/when
+    assert unwritten_event_ko("박사과정을 왜 그만두려고 하세요?", notes) == ""  # not the past
+    assert unwritten_event_ko("왜 논문을 읽기 시작하셨어요?", notes) == ""  # 시작, written
+    q = understand("박사과정을 왜 그만두셨어요?", notes, ("en", "ko"))
+    assert q.kind == "fact" and q.event == "박사과정을 그만뒀다"
+
+
 def test_the_your_of_an_opinion_frame_is_no_premise() -> None:
     """ "What's your view on AI alignment?" to writings that never say "AI": "your" belongs to the
     frame, so "AI" is a topic the writings don't address (answered with the nearest view), not a
@@ -290,3 +308,14 @@ def test_a_clipped_word_of_the_writings_is_no_foreign_possession() -> None:
     assert foreign_possessions("What are your stats?", corpus.lower()) == ("stats",)
     assert foreign_possessions("Where is your lab?", corpus.lower()) == ("lab",)
     assert understand("Can I send you a pull request to your repo?", corpus).kind != "premise"
+
+
+def test_a_name_with_of_is_one_name() -> None:
+    """foreign_names: "Mixture of Experts" (even at the start of the question, where "Mixture" alone
+    would be grammar) and "Bank of America" are one name each, so a refusal names them whole; a
+    two-word name before "of" stays its own ("Chris Olah of Anthropic": only Anthropic is new)."""
+    corpus = "chris olah wrote about karpathy."
+    assert foreign_names("Mixture of Experts models: are they the future?", corpus) == ("Mixture of Experts",)
+    assert foreign_names("Tell me about the Bank of America job.", corpus) == ("Bank of America",)
+    assert foreign_names("Was Chris Olah of Anthropic your mentor?", corpus) == ("Anthropic",)
+    assert foreign_names("What do you think of Karpathy?", corpus) == ()

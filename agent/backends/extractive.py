@@ -41,10 +41,13 @@ UNADDRESSED_OTHER_LANG = {
 }
 
 # A fact question presupposing an event the writings never tell ("Why did you quit your PhD?";
-# agent.question.unwritten_event, English questions only): the answer says so, then quotes what
+# agent.question.unwritten_event, and unwritten_event_ko for Korean): the answer says so, then quotes what
 # the writings do say.
 UNWRITTEN = "I never wrote that I {event}; what I did write:"
 UNWRITTEN_OTHER_LANG = "I never wrote that I {event}; what I did write is in Korean:"
+# agent.question.unwritten_event_ko: the event in the past ("박사과정을 그만뒀다").
+UNWRITTEN_KO = "{event}고 쓴 적은 없어요. 제가 쓴 것은 이렇습니다:"
+UNWRITTEN_KO_OTHER_LANG = "{event}고 쓴 적은 없어요. 제가 쓴 것은 영어로 적어 두었어요:"
 
 
 def lead_for(kind: str, lang: str, other_lang: bool, unaddressed: tuple[str, ...] = (), event: str = "") -> str:
@@ -54,7 +57,9 @@ def lead_for(kind: str, lang: str, other_lang: bool, unaddressed: tuple[str, ...
     presupposed ``event`` the writings never tell ("quit my PhD"), which the lead says was never
     written."""
     lang = lang if lang in ("en", "ko") else "en"
-    if kind == "fact" and event and lang == "en":
+    if kind == "fact" and event:
+        if lang == "ko":
+            return (UNWRITTEN_KO_OTHER_LANG if other_lang else UNWRITTEN_KO).format(event=event)
         return (UNWRITTEN_OTHER_LANG if other_lang else UNWRITTEN).format(event=event)
     if kind == "view" and unaddressed:
         return (UNADDRESSED_OTHER_LANG if other_lang else UNADDRESSED)[lang].format(
