@@ -185,8 +185,15 @@ def speakable(terms: Sequence[str], limit: int = 3) -> tuple[str, ...]:
         for t in terms
         if len(t) <= 30
         and all(_NAME_PART.fullmatch(p) for p in re.split(r"[-' ]", t) if p)
-        # Words joined by spaces only as a name ("Google Brain"), not a phrase ("blood pressure").
-        and (" " not in t or all(w[:1].isupper() or w[:1].isdigit() for w in t.split()))
+        # Words joined by spaces only as a name ("Google Brain", "Mixture of Experts": "of" and
+        # "the" between capitalised words), not a phrase ("blood pressure").
+        and (
+            " " not in t
+            or (
+                all(w[:1].isupper() or w[:1].isdigit() or w in ("of", "the") for w in t.split())
+                and t.split()[0] not in ("of", "the")
+            )
+        )
     ]
     return tuple(ok[:limit])
 
