@@ -397,24 +397,6 @@ def unit(vectors: np.ndarray) -> np.ndarray:
     return vectors / (np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-9)
 
 
-def bridge(
-    question: str,
-    langs: Sequence[str],
-    known: Callable[[str], bool],
-    targets: Callable[[str], tuple[list[str], list[str], np.ndarray, np.ndarray | None]],
-    embed: Callable[[list[str]], np.ndarray],
-    margin: float = MARGIN,
-) -> list[str]:
-    """The writings' words that ``question``'s unknown content words translate to (see the module
-    docstring); [] when the writings hold no text in the other language, and for an English question
-    to writings that hold English (it meets their words already). Words the writings use,
-    and stop words of the question's language, are not translated. ``langs``: the writings'
-    languages; ``known(token) -> bool``: whether the writings use a lexical token; ``targets(lang)``:
-    ``(words, tokens, unit vectors, hubness)`` of :func:`target_words` and :func:`hubness`
-    (cached by the caller; hubness may be None); ``embed(texts) -> (n, d)`` vectors."""
-    return [word for _, word, _ in translations(question, langs, known, targets, embed, margin)]
-
-
 def spelled(pairs: Sequence[tuple[str, str, bool]]) -> frozenset[str]:
     """The lexical tokens of the question words of :func:`translations`' ``pairs`` that spell a
     word of the writings in the other script (그로킹 -> "grokking"): the writer used that very word,
@@ -431,9 +413,16 @@ def translations(
     embed: Callable[[list[str]], np.ndarray],
     margin: float = MARGIN,
 ) -> list[tuple[str, str, bool]]:
-    """:func:`bridge`'s translations as ``(question word, writings' word, by spelling)`` triples: by
-    spelling when the question word is a Hangul spelling of the writings' word (:func:`transliterated`),
-    not a dictionary or embedder translation. Same arguments as :func:`bridge`."""
+    """The writings' words that ``question``'s unknown content words translate to (see the module
+    docstring), as ``(question word, writings' word, by spelling)`` triples: by spelling when the
+    question word is a Hangul spelling of the writings' word (:func:`transliterated`), not a
+    dictionary or embedder translation. [] when the writings hold no text in the other language,
+    and for an English question to writings that hold English (it meets their words already).
+    Words the writings use, and stop words of the question's language, are not translated.
+    ``langs``: the writings' languages; ``known(token) -> bool``: whether the writings use a
+    lexical token; ``targets(lang)``: ``(words, tokens, unit vectors, hubness)`` of
+    :func:`target_words` and :func:`hubness` (cached by the caller; hubness may be None);
+    ``embed(texts) -> (n, d)`` vectors."""
     lang, words = source_words(question)
     if lang not in target_langs(langs):
         return []
