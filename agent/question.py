@@ -570,7 +570,9 @@ def unwritten_event_ko(question: str, writings: str | Writings) -> str:
     if written.has_word(word):
         return ""
     english = glosses(lookup, "en")
-    if not english or any(written.has_word(g) or written.begins_word(g) for g in english):
+    # The glosses are Snowball stems ("leav" of "leave"): a word that is the stem, the stem and "e",
+    # or begins with the stem ("leaving", "stopped") is a written form of it.
+    if not english or any(written.has_word(g) or written.has_word(g + "e") or written.begins_word(g) for g in english):
         return ""  # a verb the dictionary lacks says nothing; one whose English the writings use is told
     before = question[:start].split()
     obj = " ".join(w for w in before if w not in _WH_KO)

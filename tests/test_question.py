@@ -272,6 +272,9 @@ def test_a_korean_why_or_when_question_s_event_is_unwritten_when_neither_languag
     assert unwritten_event_ko("왜 박사과정을 그만두셨나요?", notes) == "박사과정을 그만뒀다"
     assert unwritten_event_ko("박사과정을 왜 그만두셨어요?", notes + " 그만두었다.") == ""  # the stem is written
     assert unwritten_event_ko("박사과정을 왜 그만두셨어요?", notes + " i had to stop.") == ""  # its English is
+    lab = "연구실에서 논문을 읽었다."
+    assert unwritten_event_ko("언제 연구실을 떠나셨어요?", lab) == "연구실을 떠났다"
+    assert unwritten_event_ko("언제 연구실을 떠나셨어요?", lab + " i had to leave.") == ""  # "leav" + "e"
     assert unwritten_event_ko("박사과정을 어떻게 그만두셨어요?", notes) == ""  # not why/when
     assert unwritten_event_ko("박사과정을 왜 그만두려고 하세요?", notes) == ""  # not the past
     assert unwritten_event_ko("왜 논문을 읽기 시작하셨어요?", notes) == ""  # 시작, written
