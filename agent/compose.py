@@ -666,6 +666,7 @@ def select_spans(
     lead: Collection[int] | None = None,
     follow: int = 0,
     told_once: Collection[int] = (),
+    answer_type: str | None = None,
 ) -> list[Span]:
     """At most ``max_passages`` spans, one per passage: the best window, joined with a near-tied
     window of the same passage when only ``GAP`` sentences lie between them (one story, one
@@ -691,6 +692,11 @@ def select_spans(
 
     ``follow``: each span goes on through up to that many of its passage's next candidate
     sentences (``FOLLOW`` for a question about an event: what came of the setup it names).
+
+    ``answer_type``: what a "who"/"where" question asks for (agent.question.answer_type); a further
+    passage joins only through a window that names one (:func:`holds_answer_type`): "인턴십은
+    어디에서 하셨어요?" is answered by the ServiceNow line, not also by a paragraph of thanks that
+    shares only "internship".
 
     Windows in ``question_lang`` rank ``SAME_LANGUAGE`` higher, and so do those of the passages in
     ``told_once`` (indices of passages in another language whose story the writings tell in no
@@ -764,6 +770,8 @@ def select_spans(
             continue
         if len(order) >= max_passages or (order and cand.lexical <= 0):
             continue  # a further passage must share a term with the question, not only its tone
+        if order and answer_type and not holds_answer_type(w.text, answer_type):
+            continue  # nor, for a who/where question, name no one and nowhere
         if lead and order and cand.lexical < best_lex[order[0]]:
             # Nor may it join a view's lead holding less of the question's terms than the lead does
             # (across languages, the question's terms are the bridge's translations, agent.bridge).

@@ -934,3 +934,19 @@ def test_a_who_or_where_question_prefers_the_window_that_names_a_person_or_place
     assert not holds_answer_type("In 2022, I ran it.", "place")
     both = score_windows("Who?", [1.0, 0.0], [plan, names], Cache(), {}, passage_prior=0.0, answer_type="person")  # type: ignore[arg-type]
     assert abs(both[0].score - both[1].score - ANSWER_TYPE_BOOST) < 1e-6
+
+
+def test_a_where_question_is_not_joined_by_a_passage_that_names_no_place() -> None:
+    """select_spans(answer_type=...): a second passage within MARGIN that shares a term with a
+    "where" question joins only when it names a place ("인턴십은 어디에서 하셨어요?" was answered by
+    the ServiceNow line and then a paragraph of thanks that only says "internship")."""
+    from agent.compose import select_spans
+
+    place = _chunk("a", "I was a visiting researcher at ServiceNow Research during my internship.")
+    thanks = _chunk("b", "I am deeply grateful to my mentors during the internship.", start=500, title="Thanks")
+    both = [_scored(_sentences(place, 0), 0.10), _scored(_sentences(thanks, 1), 0.095)]
+    assert [sp.passage for sp in select_spans(both, "en", 2)] == [0, 1]
+    assert [sp.passage for sp in select_spans(both, "en", 2, answer_type="place")] == [0]
+    named = _chunk("c", "Later I moved to Montreal to work from Mila.", start=900, title="Later")
+    more = [*both, _scored(_sentences(named, 2), 0.094)]
+    assert [sp.passage for sp in select_spans(more, "en", 2, answer_type="place")] == [0, 2]

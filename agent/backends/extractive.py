@@ -17,7 +17,7 @@ from agent.backends import AnswerRequest
 from agent.citations import MARKER, cite
 from agent.compose import FOLLOW, Scored, Sentence, Span, rerank_views, select_spans
 from agent.coverage import name_list
-from agent.question import asks_next, without_frame
+from agent.question import answer_type, asks_next, without_frame
 from agent.views import states_view
 from agent.voice import self_names, to_first_person
 from knowledge.text import has_hangul, lexical_tokens
@@ -237,8 +237,15 @@ class ExtractiveBackend:
         untold = led is not None and not any(x.view and x.window.passage in led for x in scored)
         follow = 0 if kind == "view" and not untold else FOLLOW
         told_once = request.context.get("told_once", ())
+        asked_for = answer_type(request.standalone)  # who/where: a further passage must name one
         spans: list[Span] = select_spans(
-            scored, request.lang, self._max_passages(), lead=led, follow=follow, told_once=told_once
+            scored,
+            request.lang,
+            self._max_passages(),
+            lead=led,
+            follow=follow,
+            told_once=told_once,
+            answer_type=asked_for,
         )
         if previous and at is None and spans:
             # Another follow-up ("Why?") whose answer would only say again what the last reply
@@ -253,7 +260,13 @@ class ExtractiveBackend:
                 fresh = [x for x in scored if not set(x.window.sentences) <= told_before]
                 if fresh:
                     spans = select_spans(
-                        fresh, request.lang, self._max_passages(), lead=led, follow=follow, told_once=told_once
+                        fresh,
+                        request.lang,
+                        self._max_passages(),
+                        lead=led,
+                        follow=follow,
+                        told_once=told_once,
+                        answer_type=asked_for,
                     )
         if led is not None:
             spans = spans[:1] + [sp for sp in spans[1:] if _holds_topic(sp, request.standalone)]
