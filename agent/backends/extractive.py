@@ -237,16 +237,20 @@ class ExtractiveBackend:
         untold = led is not None and not any(x.view and x.window.passage in led for x in scored)
         follow = 0 if kind == "view" and not untold else FOLLOW
         told_once = request.context.get("told_once", ())
-        asked_for = answer_type(request.standalone)  # who/where: a further passage must name one
-        spans: list[Span] = select_spans(
-            scored,
-            request.lang,
-            self._max_passages(),
-            lead=led,
-            follow=follow,
-            told_once=told_once,
-            answer_type=asked_for,
-        )
+
+        def spans_of(candidates: list[Scored]) -> list[Span]:
+            # who/where (answer_type): a further passage must name someone or somewhere
+            return select_spans(
+                candidates,
+                request.lang,
+                self._max_passages(),
+                lead=led,
+                follow=follow,
+                told_once=told_once,
+                answer_type=answer_type(request.standalone),
+            )
+
+        spans = spans_of(scored)
         if previous and at is None and spans:
             # Another follow-up ("Why?") whose answer would only say again what the last reply
             # quoted: the windows it did not tell answer instead (their best, as ever), if any. Not
@@ -259,15 +263,7 @@ class ExtractiveBackend:
             if not own & told_terms and all(set(sp.sentences) <= told_before for sp in spans):
                 fresh = [x for x in scored if not set(x.window.sentences) <= told_before]
                 if fresh:
-                    spans = select_spans(
-                        fresh,
-                        request.lang,
-                        self._max_passages(),
-                        lead=led,
-                        follow=follow,
-                        told_once=told_once,
-                        answer_type=asked_for,
-                    )
+                    spans = spans_of(fresh)
         if led is not None:
             spans = spans[:1] + [sp for sp in spans[1:] if _holds_topic(sp, request.standalone)]
         other = bool(spans) and spans[0].lang != request.lang
