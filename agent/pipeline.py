@@ -12,6 +12,17 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 from agent.backends import AnswerRequest, get_backend, resolve_name
+from agent.bridge import (
+    across,
+    glosses,
+    hubness,
+    known_across,
+    reference_words,
+    spelled,
+    target_words,
+    translations,
+    unit,
+)
 from agent.citations import MARKER
 from agent.compose import (
     SAME_LANGUAGE,
@@ -434,8 +445,6 @@ class Agent:
         if "ko" in idx.langs:
             # An English question's words the English writings lack, by the Korean words the Korean
             # ones use for them (agent.bridge.across: "debate" -> 논쟁 of Raj's Korean diary alone).
-            from agent.bridge import across
-
             extra += tuple(h for heads in across(standalone, idx.lexical.vocabulary).values() for h in heads)
         best_views: dict[tuple[str, str], tuple[int, int]] = {}
         if understood.kind == "view":
@@ -479,8 +488,6 @@ class Agent:
             )
             if asks_lesson(standalone):
                 scored = boost_lessons(scored, lambda a, b: entry[a] == entry[b])
-        from agent.bridge import known_across, spelled
-
         # The question's words the writer used: an English one only in Korean, or a Hangul spelling
         # of a word of the English writings (그로킹 -> "grokking"; agent.bridge.spelled).
         also_known = spelled(pairs)
@@ -519,7 +526,6 @@ class Agent:
     def _bridge(self, idx: Any, question: str) -> list[tuple[str, str, bool]]:
         """:meth:`bridge` over a persona's index (``agent.retrieve._PersonaIndex``) already at hand, as
         agent.bridge.translations' ``(question word, writings' word, by spelling)`` triples."""
-        from agent.bridge import hubness, reference_words, target_words, translations, unit
         from agent.retrieve import SCAN_CHUNKS
 
         if idx.lexical.n > SCAN_CHUNKS:
@@ -746,8 +752,6 @@ class Agent:
         """For each of ``terms`` (a question's lexical tokens), its equivalents in the persona's other
         language that the writings use (agent.bridge.glosses: "read" -> 읽, "start" -> 시작); {} for
         a persona written in one language only the question is in."""
-        from agent.bridge import glosses
-
         out: dict[str, frozenset[str]] = {}
         vocabulary = idx.lexical.vocabulary
         for t in terms:

@@ -267,8 +267,9 @@ def foreign_possessions(question: str, corpus_lower: str | Writings) -> tuple[st
     """Head words of "your X" phrases that the writings never use ("your internship" -> "internship").
 
     Only content words count; "your view", "your first big training run" (when "training" is
-    written) are not foreign.
+    written) and "your repo" (when "repository" is: a clipping, :func:`clipped`) are not foreign.
     """
+    writings = _as_writings(corpus_lower)
     out: list[str] = []
     for m in _YOUR_NP.finditer(question):
         phrase: list[str] = []
@@ -279,9 +280,7 @@ def foreign_possessions(question: str, corpus_lower: str | Writings) -> tuple[st
         words = [w for w in phrase if w not in _NP_STOP and len(w) > 2]
         if not words:
             continue
-        # "your repo" to writings that say "repository": a clipping of the writer's own word.
-        writings = _as_writings(corpus_lower)
-        if not any(_known(w, corpus_lower) or clipped(w, writings) for w in words):
+        if not any(_known(w, writings) or clipped(w, writings) for w in words):
             out.append(words[-1] if len(words) == 1 else " ".join(words))
     return tuple(dict.fromkeys(out))
 
@@ -549,7 +548,7 @@ def unwritten_event_ko(question: str, writings: str | Writings) -> str:
     from knowledge.text import KO_STOPWORDS, kiwi, morphemes
 
     ms = [m for m in morphemes(question) if m.tag not in ("SF", "SP", "SS", "SE", "SO", "SW")]
-    if not any(m.form in _WH_KO and m.tag == "MAG" for m in ms) or not ms or ms[-1].tag != "EF":
+    if not any(m.form in _WH_KO and m.tag == "MAG" for m in ms) or ms[-1].tag != "EF":
         return ""
     end = len(ms) - 1
     while end > 0 and ms[end - 1].tag == "EP":
@@ -560,10 +559,10 @@ def unwritten_event_ko(question: str, writings: str | Writings) -> str:
     if head.tag == "XSV" and end >= 2 and ms[end - 2].tag == "NNG":
         noun = ms[end - 2]
         word, lookup, start = noun.form, noun.form, noun.start
-        past = kiwi().join([(noun.form, "NNG"), ("하", "XSV"), ("었", "EP"), ("다", "EF")])
+        verb = [(noun.form, "NNG"), ("하", "XSV")]
     elif head.tag == "VV" and head.form not in _LIGHT_EVENT_KO and head.form not in KO_STOPWORDS:
         word, lookup, start = head.form, head.form + "다", head.start
-        past = kiwi().join([(head.form, "VV"), ("었", "EP"), ("다", "EF")])
+        verb = [(head.form, "VV")]
     else:
         return ""
     written = _as_writings(writings)
@@ -576,6 +575,7 @@ def unwritten_event_ko(question: str, writings: str | Writings) -> str:
         return ""  # a verb the dictionary lacks says nothing; one whose English the writings use is told
     before = question[:start].split()
     obj = " ".join(w for w in before if w not in _WH_KO)
+    past = kiwi().join([*verb, ("었", "EP"), ("다", "EF")])
     return f"{obj} {past}".strip()
 
 

@@ -237,9 +237,9 @@ class ExtractiveBackend:
         untold = led is not None and not any(x.view and x.window.passage in led for x in scored)
         follow = 0 if kind == "view" and not untold else FOLLOW
         told_once = request.context.get("told_once", ())
+        asked_for = answer_type(request.standalone)  # who/where: a further passage must name one
 
         def spans_of(candidates: list[Scored]) -> list[Span]:
-            # who/where (answer_type): a further passage must name someone or somewhere
             return select_spans(
                 candidates,
                 request.lang,
@@ -247,7 +247,7 @@ class ExtractiveBackend:
                 lead=led,
                 follow=follow,
                 told_once=told_once,
-                answer_type=answer_type(request.standalone),
+                answer_type=asked_for,
             )
 
         spans = spans_of(scored)
