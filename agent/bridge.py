@@ -210,6 +210,17 @@ def transliterated(word: str, words: Sequence[str], tokens: Sequence[str]) -> fr
     return frozenset(hits) if 0 < len(hits) <= MAX_SPELLINGS else None
 
 
+def spells(word: str, english: str) -> bool:
+    """True when the Hangul ``word`` may spell the English word ``english`` (:func:`hangul_key` in
+    :func:`latin_keys`; a plural's "s" aside) and its key has two classes or more: 닐 -> "neel",
+    난다 -> "nanda". Too short a key to search the writings by (``MIN_KEY``), but enough to confirm
+    a word the embedder chose by itself: the two agree on a name."""
+    key = hangul_key(word)
+    if len(key) < 2:
+        return False
+    return key in latin_keys(english) or (len(english) > 3 and english.endswith("s") and key in latin_keys(english[:-1]))
+
+
 def target_words(lang: str, corpus_lower: str, vocabulary: Sequence[str]) -> tuple[list[str], list[str]]:
     """``(words, tokens)`` a question word may translate to: for "en" the writings' English words
     (three letters or more, not stop words), for "ko" the Korean terms of their vocabulary (two
@@ -454,6 +465,12 @@ def translations(
     chosen = translate_rows(
         unit(np.asarray(embed(rows), dtype=np.float32)), t_vecs, t_words, t_tokens, margin, t_hub, allowed
     )
+    # A word the dictionary lacks whose translation by the embedder it may also spell is a name or
+    # loanword too short to be searched by its key (닐 난다 -> "neel", "nanda").
+    by_spelling = [
+        spelling or (lang == "en" and g is None and c is not None and spells(w, c))
+        for w, g, c, spelling in zip(rows, gloss, chosen, by_spelling, strict=True)
+    ]
     covered: set[str] = set()
     own = dict(zip(words, chosen[: len(words)], strict=True))
     for (_, parts), word in zip(pairs, chosen[len(words) :], strict=True):

@@ -210,6 +210,26 @@ def test_a_loanword_or_name_spelled_in_hangul_meets_the_english_word_it_spells()
     assert transliterated("카파시", many, many) is None
 
 
+def test_a_short_spelling_confirms_the_embedders_pick_but_finds_nothing_alone() -> None:
+    """agent.bridge.spells: a key of two classes (닐: N, L) is too short to search the writings by,
+    but it tells a name the embedder chose (닐 -> "neel") from a word it chose by meaning."""
+    from agent.bridge import spells
+
+    assert spells("닐", "neel") and spells("난다", "nanda")
+    assert spells("그로킹", "grokking")
+    assert not spells("닐", "lilian")  # L, L, N
+    assert not spells("영상", "images")
+    assert not spells("나", "na")  # one class says nothing
+
+
+def test_a_korean_name_the_dictionary_lacks_is_matched_by_spelling(agent: Any) -> None:
+    """닐 난다: both words are too short for a search by key, the embedder finds "neel" and "nanda",
+    and their spelling agrees: the writer's own words (agent.bridge.spelled), so the BM25 side
+    reads them too."""
+    pairs = agent._bridge(agent.retriever.index("newcomer"), "닐 난다에 대해 어떻게 생각하세요?")
+    assert ("닐", "neel", True) in pairs and ("난다", "nanda", True) in pairs, pairs
+
+
 def test_korean_spellings_of_names_and_loanwords_reach_the_english_writings(agent: Any) -> None:
     """With the real dictionary and embedder: words krdict lacks and the embedder alone missed."""
     assert "grokking" in agent.bridge("raj", "그로킹에 대해 어떻게 생각하세요?")
