@@ -202,11 +202,7 @@ def transliterated(word: str, words: Sequence[str], tokens: Sequence[str]) -> fr
     key = hangul_key(word)
     if len(key) < MIN_KEY:
         return None
-    hits = {
-        t
-        for w, t in zip(words, tokens, strict=True)
-        if key in latin_keys(w) or (len(w) > 3 and w.endswith("s") and key in latin_keys(w[:-1]))
-    }
+    hits = {t for w, t in zip(words, tokens, strict=True) if _keyed(key, w)}
     return frozenset(hits) if 0 < len(hits) <= MAX_SPELLINGS else None
 
 
@@ -216,9 +212,13 @@ def spells(word: str, english: str) -> bool:
     난다 -> "nanda". Too short a key to search the writings by (``MIN_KEY``), but enough to confirm
     a word the embedder chose by itself: the two agree on a name."""
     key = hangul_key(word)
-    if len(key) < 2:
-        return False
-    return key in latin_keys(english) or (len(english) > 3 and english.endswith("s") and key in latin_keys(english[:-1]))
+    return len(key) >= 2 and _keyed(key, english)
+
+
+def _keyed(key: tuple[str, ...], english: str) -> bool:
+    """Whether ``english`` (or, for a plural, the word without its "s") may have ``key``."""
+    plural = len(english) > 3 and english.endswith("s")
+    return key in latin_keys(english) or (plural and key in latin_keys(english[:-1]))
 
 
 def target_words(lang: str, corpus_lower: str, vocabulary: Sequence[str]) -> tuple[list[str], list[str]]:
