@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property, lru_cache
 from typing import Any
 
+import numpy as np
+
 from agent.backends import AnswerRequest, get_backend, resolve_name
 from agent.bridge import (
     across,
@@ -448,7 +450,12 @@ class Agent:
             extra += tuple(h for heads in across(standalone, idx.lexical.vocabulary).values() for h in heads)
         best_views: dict[tuple[str, str], tuple[int, int]] = {}
         if understood.kind == "view":
-            passages, best_views = self.views_first(card.id, without_saying(standalone), vector, passages, extra=extra)
+            # A question in a language the writings lack meets their views by its words'
+            # translations too (:meth:`_with_translations`).
+            view_vector = vector if understood.lang in idx.langs else self._with_translations(vector, pairs)
+            passages, best_views = self.views_first(
+                card.id, without_saying(standalone), view_vector, passages, extra=extra
+            )
         # A view question's terms without its opinion frame: "think" of "What do you think about
         # scaling?" is not what it asks about (agent.question.without_frame).
         termed = without_frame(standalone) if understood.kind == "view" else standalone
@@ -514,6 +521,24 @@ class Agent:
                 coverage, unaddressed=speakable(coverage.unaddressed, len(coverage.unaddressed))
             )
         return text, card, hist, standalone, passages, scored, coverage
+
+    def _with_translations(self, vector: Sequence[float], pairs: Sequence[tuple[str, str, bool]]) -> list[float]:
+        """``vector`` (the question's embedding) plus the embedding of its words' translations
+        (``pairs``: agent.bridge.translations' triples; their writings' words, space-joined), each
+        at unit length and weighted alike, the sum at unit length; ``vector`` itself when ``pairs``
+        is empty. Dictionary-based query translation for cross-language retrieval (Ballesteros &
+        Croft 1997, "Phrasal translation and query expansion techniques for cross-language
+        information retrieval"), kept beside the question's own vector rather than replacing it:
+        the view ranking compares the question with one short sentence at a time, where the
+        embedder's cosines across languages are at their noisiest ("분야의 속도에 압도될 때 ..."
+        to the intern led with imposter syndrome, not "community, collaboration, and a learning
+        mindset"). Only the view ranking reads it: the abstention rule's features and the window
+        scores keep the question's own vector, on which the rule was calibrated."""
+        words = list(dict.fromkeys(word for _, word, _ in pairs))
+        if not words:
+            return list(vector)
+        both = unit(np.asarray([vector, self.embedder.embed_query(" ".join(words))], dtype=np.float32))
+        return [float(x) for x in unit(both.sum(axis=0, keepdims=True))[0]]
 
     def bridge(self, persona: str, question: str) -> list[str]:
         """The persona's words that ``question``'s content words the writings never use translate

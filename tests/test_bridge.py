@@ -263,3 +263,22 @@ def test_a_name_spelled_in_hangul_finds_and_leads_with_its_entry(agent: Any) -> 
     assert answer.citations and answer.citations[0].title == "Andrej Karpathy", answer.text
     answer = agent.ask("인턴십은 어디에서 하셨어요?", persona="intern", backend="extractive")
     assert answer.citations and "ServiceNow" in answer.citations[0].quote, answer.text
+
+
+def test_a_view_question_in_a_language_the_writings_lack_is_ranked_by_its_translations_too(agent: Any) -> None:
+    """Agent._with_translations: the question's vector plus that of its words' translations, each
+    weighted alike, at unit length; the vector itself when nothing was translated. The view
+    ranking reads it: a Korean question to the intern's English essay about being overwhelmed by
+    the field's pace now quotes the paragraph that answers it."""
+    import numpy as np
+
+    question = "빠르게 변하는 분야에 압도될 때 무엇이 도움이 되나요?"
+    vector = np.asarray(agent.embedder.embed_query(question), dtype=np.float64)
+    pairs = agent._bridge(agent.retriever.index("intern"), question)
+    assert any(word == "overwhelming" for _, word, _ in pairs), pairs
+    both = np.asarray(agent._with_translations(vector, pairs))
+    assert abs(np.linalg.norm(both) - 1.0) < 1e-5
+    assert 0.5 < float(both @ vector / np.linalg.norm(vector)) < 0.999
+    assert agent._with_translations(vector, []) == list(vector)
+    answer = agent.ask(question, persona="intern", backend="extractive")
+    assert any("community, collaboration" in c.quote for c in answer.citations), answer.text
