@@ -811,6 +811,52 @@ def select_spans(
     return out
 
 
+def complement(
+    spans: Sequence[Span],
+    scored: Sequence[Scored],
+    equivalents: dict[str, tuple[str, ...]],
+    embed: Callable[[Sequence[str]], np.ndarray],
+    langs: Sequence[str],
+) -> Scored | None:
+    """The window of the other-language telling of the first span's story that holds what the
+    question asks and the chosen spans do not: Raj's diaries tell many stories twice, and one
+    telling may keep a detail the other leaves out ("Was your PhD student disappointed ...?": only
+    the Korean telling says "학생은 실망한 것 같았다."). ``equivalents``: the question's terms the
+    writings in its language lack -> the other language's words for them that the writings use
+    (agent.bridge.across: {"disappoint": ("실망",)}); ``embed(texts) -> (n, d)`` vectors;
+    ``langs``: each passage's language, by index (a window's own may be its first sentence's:
+    "Parameter update 없이." of a Korean entry reads as English).
+
+    The other telling is the passage, in another language than the first span, of the window
+    nearest to the first span by cosine (a sentence scores highest against its own translation with
+    the bundled embedder); of its windows within one story (:func:`one_story`), the best scored one
+    holding an equivalent of a question term no chosen span holds (in either language). None when
+    no such term, telling or window exists."""
+    if not spans or not equivalents:
+        return None
+    told = {t for sp in spans for s in sp.sentences for t in lexical_tokens(s.text)}
+    missing = {h for t, heads in equivalents.items() if t not in told and not told & set(heads) for h in heads}
+    first = spans[0]
+    here = langs[first.passage]
+    others = [x for x in scored if langs[x.window.passage] != here and one_story(x.window)]
+    if not missing or not others:
+        return None
+    own = [x for x in scored if langs[x.window.passage] == here and x.window.passage != first.passage]
+    texts = [" ".join(s.text for s in first.sentences), *(x.window.text for x in others), *(x.window.text for x in own)]
+    vecs = embed(texts)
+    unit = vecs / (np.linalg.norm(vecs, axis=1, keepdims=True) + 1e-9)
+    near = 1 + int(np.argmax(unit[1 : 1 + len(others)] @ unit[0]))
+    # Mutual nearest neighbours, as in mining translations from two texts (the nearest window of
+    # the other language has the first span nearer than any window of another passage in its own
+    # language): a story told once has no telling in the other diary, only a nearest window.
+    back = unit[1 + len(others) :] @ unit[near]
+    if len(back) and float(back.max()) >= float(unit[near] @ unit[0]):
+        return None
+    twin = others[near - 1].window.passage
+    holding = [x for x in others if x.window.passage == twin and missing & set(lexical_tokens(x.window.text))]
+    return max(holding, key=lambda x: x.score) if holding else None
+
+
 def select(scored: Sequence[Scored], question_lang: str, max_windows: int = 2) -> list[Sentence]:
     """The sentences of :func:`select_spans`, in reading order (for callers that want sentences)."""
     spans = select_spans(scored, question_lang, max_windows)

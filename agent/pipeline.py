@@ -905,6 +905,8 @@ class Agent:
             )
             lang = detect_lang(text)
             told_once = self.told_once(card.id, passages, lang, scored) if coverage.covered else set()
+            idx = self.retriever.index(card.id)
+            equivalents = across(standalone, idx.lexical.vocabulary) if "ko" in idx.langs else {}
             # Passages that end their entry: after the last line of a story, "And then?" is told so.
             ends = (
                 {i for i, r in enumerate(passages) if self.retriever.next_in_entry(card.id, r.chunk) is False}
@@ -955,6 +957,9 @@ class Agent:
                 "options": dict(options or {}),
                 "told_once": told_once,
                 "entry_ends": ends,
+                # An English question's words the English writings lack, by the Korean words the
+                # Korean ones use for them (agent.compose.complement).
+                "equivalents": equivalents,
             },
         )
         yield from self.backend(name).stream(request)

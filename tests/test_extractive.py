@@ -950,3 +950,57 @@ def test_a_where_question_is_not_joined_by_a_passage_that_names_no_place() -> No
     named = _chunk("c", "Later I moved to Montreal to work from Mila.", start=900, title="Later")
     more = [*both, _scored(_sentences(named, 2), 0.094)]
     assert [sp.passage for sp in select_spans(more, "en", 2, answer_type="place")] == [0, 2]
+
+
+def _ko_sentences(text: str, passage: int, start: int) -> list[Sentence]:
+    return [Sentence(text, start, start + len(text), passage, "ko", 0)]
+
+
+def test_the_other_telling_joins_only_with_what_the_first_lacks_and_only_as_its_twin() -> None:
+    """agent.compose.complement: the other-language window nearest the first span, when the first
+    span is its nearest in turn (mutual nearest neighbours), and holding the other language's word
+    for a question term no chosen span holds."""
+    from agent.compose import Span, complement
+
+    en = _chunk("e", "The student was surprised. I said I don't know.")
+    en_sents = _sentences(en, 0)
+    twin_text = "학생은 실망한 것 같았다."
+    twin = _scored(_ko_sentences(twin_text, 1, 500), 0.02)
+    stray_text = "모델은 실망스러웠다."
+    stray = _scored(_ko_sentences(stray_text, 2, 900), 0.05)
+    other_en = _scored(_sentences(_chunk("o", OTHER, 300), 3), 0.1)
+    first = Span(0, en_sents[0].start, en_sents[-1].end, "en", tuple(en_sents))
+    span_text = " ".join(s.text for s in en_sents)
+    vectors = {span_text: [1.0, 0.0, 0.0], twin_text: [0.9, 0.1, 0.0], stray_text: [0.2, 0.9, 0.0]}
+    vectors[other_en.window.text] = [0.0, 0.0, 1.0]
+
+    def embed(texts: Any) -> Any:
+        import numpy as np
+
+        return np.asarray([vectors[t] for t in texts], dtype=np.float32)
+
+    scored = [_scored(en_sents, 0.3), other_en, stray, twin]
+    langs = ["en", "ko", "ko", "en"]
+    found = complement([first], scored, {"disappoint": ("실망",)}, embed, langs)
+    assert found is twin
+    # Nothing the question asks is missing: no other telling.
+    assert complement([first], scored, {"surpris": ("놀라",)}, embed, langs) is None
+    # The nearest Korean window has another English passage nearer than the first span: a story
+    # told once, whose nearest window is no telling of it.
+    vectors[other_en.window.text] = [0.9, 0.12, 0.0]
+    assert complement([first], scored, {"disappoint": ("실망",)}, embed, langs) is None
+
+
+def test_an_english_question_about_a_detail_only_the_korean_diary_keeps_quotes_it_too(agent: Any) -> None:
+    """Raj's English entry says the student was surprised; only the Korean one says he seemed
+    disappointed. A story told once (unlearning) gets no Korean quote."""
+    answer = agent.ask(
+        "Did the student look disappointed when you told him you didn't know if models reason?",
+        persona="raj",
+        backend="extractive",
+    )
+    assert answer.citations[0].source == "raj-diary.en.txt", answer.text
+    assert any(c.source == "raj-diary.ko.txt" and "실망" in c.quote for c in answer.citations[1:]), answer.text
+    assert "In Korean, I also wrote:" in answer.text
+    answer = agent.ask("Did unlearning really erase the data, when you checked?", persona="raj", backend="extractive")
+    assert [c.source for c in answer.citations] == ["raj-diary.en.txt"], answer.text

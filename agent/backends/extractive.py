@@ -15,7 +15,7 @@ from typing import Any
 
 from agent.backends import AnswerRequest
 from agent.citations import MARKER, cite
-from agent.compose import FOLLOW, Scored, Sentence, Span, rerank_views, select_spans
+from agent.compose import FOLLOW, Scored, Sentence, Span, complement, rerank_views, select_spans
 from agent.coverage import name_list
 from agent.question import answer_type, asks_next, without_frame
 from agent.views import states_view
@@ -48,6 +48,11 @@ UNWRITTEN_OTHER_LANG = "I never wrote that I {event}; what I did write is in Kor
 # agent.question.unwritten_event_ko: the event in the past ("박사과정을 그만뒀다").
 UNWRITTEN_KO = "{event}고 쓴 적은 없어요. 제가 쓴 것은 이렇습니다:"
 UNWRITTEN_KO_OTHER_LANG = "{event}고 쓴 적은 없어요. 제가 쓴 것은 영어로 적어 두었어요:"
+
+
+# Opens a quote from the other language's telling of the story (agent.compose.complement), in the
+# asker's language: a framing line, not a claim.
+ALSO_WROTE = {"en": "In Korean, I also wrote:", "ko": "영어로는 이렇게도 썼어요:"}
 
 
 def lead_for(kind: str, lang: str, other_lang: bool, unaddressed: tuple[str, ...] = (), event: str = "") -> str:
@@ -266,6 +271,15 @@ class ExtractiveBackend:
                     spans = spans_of(fresh)
         if led is not None:
             spans = spans[:1] + [sp for sp in spans[1:] if _holds_topic(sp, request.standalone)]
+        added: list[Span] = []
+        embed = getattr(getattr(self.services, "sentences", None), "embed", None)
+        if kind == "fact" and at is None and len(spans) < self._max_passages() and callable(embed):
+            # The other diary's telling of the story, when only it holds what the question asks.
+            langs = [r.chunk.lang for r in request.passages]
+            extra = complement(spans, scored, request.context.get("equivalents") or {}, embed, langs)
+            if extra is not None and all(sp.passage != extra.window.passage for sp in spans):
+                added = select_spans([extra], extra.window.lang, 1)
+                spans += added
         other = bool(spans) and spans[0].lang != request.lang
         lead = lead_for(kind, request.lang, other, unaddressed, str(getattr(coverage, "event", "") or ""))
         yield lead
@@ -279,7 +293,8 @@ class ExtractiveBackend:
             c = cite(n, chunk, start, end)
             citations.append(c)
             said = to_first_person(c.quote, names)
-            piece = f" {said} [{n}]"
+            also = f" {ALSO_WROTE.get(request.lang, ALSO_WROTE['en'])}" if sp in added else ""
+            piece = f"{also} {said} [{n}]"
             parts.append(piece)
             yield piece
             # The words are the quote's own, or the quote with the writer's name made first person.
