@@ -1004,3 +1004,30 @@ def test_an_english_question_about_a_detail_only_the_korean_diary_keeps_quotes_i
     assert "In Korean, I also wrote:" in answer.text
     answer = agent.ask("Did unlearning really erase the data, when you checked?", persona="raj", backend="extractive")
     assert [c.source for c in answer.citations] == ["raj-diary.en.txt"], answer.text
+
+
+def test_a_korean_reply_quoting_english_told_what_it_quoted() -> None:
+    """agent.backends.extractive.told reads a Korean reply's Latin words as English does: Kiwi
+    splits "sequences" of a mixed reply into "sequ" and "enc", and the English sentence it quoted
+    seemed untold, so "왜요?" after the diarist's world-model answer quoted the same list again."""
+    from agent.backends.extractive import told
+
+    text = "These would support:\n- Planning: an agent that runs forward simulation to evaluate action sequences."
+    chunk = _chunk("w", text)
+    sents = _sentences(chunk, 0)
+    reply = f"제 생각은 영어로 적어 두었어요: {text} [1]"
+    assert [s.text for s in told(sents, reply, ("Raj",))] == [sents[1].text]  # one word tells nothing alone
+    assert told(sents, reply, ("Raj",), min_tokens=1) == sents  # ... but was told with the rest
+    assert told(sents, "제 생각은 영어로 적어 두었어요: These would support: [1]", ("Raj",)) == []
+
+
+def test_why_after_a_view_answer_goes_on_past_what_was_quoted(agent: Any) -> None:
+    """The follow-up quotes what the first answer did not tell."""
+    first = agent.ask("세계 모델에 대해 어떻게 생각하세요?", persona="diarist", backend="extractive")
+    history = [
+        {"role": "user", "content": "세계 모델에 대해 어떻게 생각하세요?"},
+        {"role": "assistant", "content": first.text},
+    ]
+    again = agent.ask("왜요?", persona="diarist", backend="extractive", history=history)
+    told_before = {(c.start, c.end) for c in first.citations}
+    assert again.citations and all((c.start, c.end) not in told_before for c in again.citations), again.text

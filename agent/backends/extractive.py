@@ -20,7 +20,7 @@ from agent.coverage import name_list
 from agent.question import answer_type, asks_next, without_frame
 from agent.views import states_view
 from agent.voice import self_names, to_first_person
-from knowledge.text import has_hangul, lexical_tokens
+from knowledge.text import has_hangul, latin_tokens, lexical_tokens
 from knowledge.types import Answer, Chunk, Citation, SentenceSupport
 
 LEADS = {
@@ -99,15 +99,19 @@ def outside_speech(chunk: Chunk, start: int, end: int) -> tuple[int, int]:
     return a + chunk.start, b + chunk.start
 
 
-def told(sentences: Iterable[Sentence], reply: str, names: tuple[str, ...]) -> list[Sentence]:
+def told(sentences: Iterable[Sentence], reply: str, names: tuple[str, ...], min_tokens: int = 2) -> list[Sentence]:
     """The ``sentences`` the previous ``reply`` already told: every lexical token of the sentence,
     made first person as answers quote it (agent.voice.to_first_person: "Raj는" is "나는" there), is
-    one of the reply's. A sentence of fewer than two tokens tells nothing by itself and is left out."""
-    have = set(lexical_tokens(MARKER.sub(" ", reply)))
+    one of the reply's. The reply's Latin words count as English reads them too
+    (knowledge.text.latin_tokens): in a Korean reply quoting English, Kiwi splits "sequences" into
+    "sequ" and "enc". A sentence of fewer than ``min_tokens`` tokens tells nothing by itself and is
+    left out."""
+    body = MARKER.sub(" ", reply)
+    have = set(lexical_tokens(body)) | set(latin_tokens(body))
     out = []
     for s in sentences:
         toks = set(lexical_tokens(to_first_person(s.text, names)))
-        if len(toks) >= 2 and toks <= have:
+        if len(toks) >= max(min_tokens, 1) and toks <= have:
             out.append(s)
     return out
 
@@ -262,7 +266,8 @@ class ExtractiveBackend:
             # when the follow-up's own words are in what was told ("Why did it explode?" after "the
             # loss exploded ... It was a gradient clipping bug."): the answer is there.
             names_told = self_names(request.persona.name)
-            told_before = set(told((s for x in scored for s in x.window.sentences), previous, names_told))
+            # A line of one word ("These would support:") the reply holds was told with the rest.
+            told_before = set(told((s for x in scored for s in x.window.sentences), previous, names_told, 1))
             told_terms = {t for s in told_before for t in lexical_tokens(to_first_person(s.text, names_told))}
             own = set(lexical_tokens(request.question))
             if not own & told_terms and all(set(sp.sentences) <= told_before for sp in spans):
