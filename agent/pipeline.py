@@ -524,9 +524,10 @@ class Agent:
 
     def _with_translations(self, vector: Sequence[float], pairs: Sequence[tuple[str, str, bool]]) -> list[float]:
         """``vector`` (the question's embedding) plus the embedding of its words' translations
-        (``pairs``: agent.bridge.translations' triples; their writings' words, space-joined), each
-        at unit length and weighted alike, the sum at unit length; ``vector`` itself when ``pairs``
-        is empty. Dictionary-based query translation for cross-language retrieval (Ballesteros &
+        (``pairs``: agent.bridge.translations' triples; their writings' words, by the dictionary,
+        a spelling or the embedder, space-joined), each at unit length and weighted alike, the sum at
+        unit length; ``vector`` itself when ``pairs`` is empty. Dictionary-based query translation
+        for cross-language retrieval (Ballesteros &
         Croft 1997, "Phrasal translation and query expansion techniques for cross-language
         information retrieval"), kept beside the question's own vector rather than replacing it:
         the view ranking compares the question with one short sentence at a time, where the
