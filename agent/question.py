@@ -506,20 +506,35 @@ _EVENT_EN = re.compile(
     re.IGNORECASE,
 )
 _YOUR_TO_MY = {"your": "my", "yours": "mine", "yourself": "myself", "you": "me"}
+# "Since you dropped out of your PhD to join industry, do you regret it?": a clause that states the
+# event as given, its verb in the past; a particle stays with the event ("dropped out of").
+_SINCE_EN = re.compile(r"^\s*(?:since|now that|given that)\s+you\s+(?:already\s+)?([a-z]+)\b([^,;?]*)", re.IGNORECASE)
 
 
 def unwritten_event(question: str, writings: str | Writings) -> str:
     """The event an English "Why/When did you VERB ...?" presupposes, put in the writer's words and
     the past ("quit my PhD after the internship"), when no form of VERB (lemminflect's inflections:
     quit, quits, quitting, quitted) is a word of ``writings``; "" otherwise, and for any other
-    question. The object runs to the first comma or "and" ("abandon world models and go all-in"
-    -> "abandoned world models")."""
+    question. So too the event a "Since you VERBed ..., ...?" clause states as given ("Since you
+    dropped out of your PhD to join industry, do you regret it?" -> "dropped out of my PhD to join
+    industry"; the verb in the past, lemminflect's lemma checked). The object runs to the first
+    comma or "and" ("abandon world models and go all-in" -> "abandoned world models")."""
     from lemminflect import getAllInflections, getInflection
 
     m = _EVENT_EN.match(question)
-    if not m:
+    if m:
+        verb = m.group(1).lower()
+    elif since := _SINCE_EN.match(question):
+        # The clause's verb is in the past ("dropped"): its lemma is the verb asked about.
+        from lemminflect import getLemma
+
+        said = since.group(1).lower()
+        lemma = (getLemma(said, upos="VERB") or (said,))[0]
+        if said == lemma or said not in (getInflection(lemma, "VBD") or ()) + (getInflection(lemma, "VBN") or ()):
+            return ""  # not a past form: "Since you work at ..." is a place, not an event
+        m, verb = since, lemma
+    else:
         return ""
-    verb = m.group(1).lower()
     forms = {verb} | {f for fs in getAllInflections(verb, upos="VERB").values() for f in fs}
     written = _as_writings(writings)
     if len(forms) < 2 or any(written.has_word(f) for f in forms):

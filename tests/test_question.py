@@ -261,6 +261,20 @@ def test_a_why_or_when_question_s_event_is_unwritten_when_no_form_of_its_verb_is
     assert understand("Why did you quit your PhD?", notes, ("ko",), lowered=True).event == ""
 
 
+def test_a_since_clause_states_an_event_that_may_be_unwritten() -> None:
+    """unwritten_event: "Since you VERBed ..., ...?" states the event as given; the verb in the past
+    (its lemma is checked), a particle kept with the event; a present verb ("Since you work at
+    ...": a place, agent.question.places) or a written verb gives ""."""
+    from agent.question import unwritten_event
+
+    notes = "as my phd progressed, i joined the team. i moved to canada."
+    question = "Since you dropped out of your PhD to join industry, do you regret it?"
+    assert unwritten_event(question, notes) == "dropped out of my PhD to join industry"
+    assert unwritten_event("Since you moved to Canada, how has it been?", notes) == ""  # "moved" is written
+    assert unwritten_event("Since you work at Anthropic, what is it like?", notes) == ""  # not the past
+    assert unwritten_event("After you dropped out, what did you do?", notes) == ""  # a setting, not a given
+
+
 def test_a_korean_why_or_when_question_s_event_is_unwritten_when_neither_language_tells_it() -> None:
     """unwritten_event_ko: why/when and a past verb closing the question; neither the verb's stem
     (nor a noun-하다 verb's noun) in the writings, nor a word of its dictionary English (그만두다 ->
