@@ -993,7 +993,8 @@ def test_the_other_telling_joins_only_with_what_the_first_lacks_and_only_as_its_
 
 def test_an_english_question_about_a_detail_only_the_korean_diary_keeps_quotes_it_too(agent: Any) -> None:
     """Raj's English entry says the student was surprised; only the Korean one says he seemed
-    disappointed. A story told once (unlearning) gets no Korean quote."""
+    disappointed. The Korean quote is cut as any other (its passage's sentences around it are
+    at hand). A story told once (unlearning) gets no Korean quote."""
     answer = agent.ask(
         "Did the student look disappointed when you told him you didn't know if models reason?",
         persona="raj",
@@ -1002,6 +1003,8 @@ def test_an_english_question_about_a_detail_only_the_korean_diary_keeps_quotes_i
     assert answer.citations[0].source == "raj-diary.en.txt", answer.text
     assert any(c.source == "raj-diary.ko.txt" and "실망" in c.quote for c in answer.citations[1:]), answer.text
     assert "In Korean, I also wrote:" in answer.text
+    # The Korean quote goes on into the thought its last line announces ("하지만 나는 생각했다.").
+    assert not answer.citations[-1].quote.rstrip().endswith("생각했다."), answer.text
     answer = agent.ask("Did unlearning really erase the data, when you checked?", persona="raj", backend="extractive")
     assert [c.source for c in answer.citations] == ["raj-diary.en.txt"], answer.text
 

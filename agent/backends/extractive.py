@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from agent.backends import AnswerRequest
@@ -283,7 +284,10 @@ class ExtractiveBackend:
             langs = [r.chunk.lang for r in request.passages]
             extra = complement(spans, scored, request.context.get("equivalents") or {}, embed, langs)
             if extra is not None and all(sp.passage != extra.window.passage for sp in spans):
-                added = select_spans([extra], extra.window.lang, 1)
+                # Its passage's other windows only lend their sentences (what the span may go on
+                # into: "하지만 나는 생각했다." -> the thought that follows), never the quote.
+                pool = [replace(x, score=extra.score - 1.0) for x in scored if x.window.passage == extra.window.passage]
+                added = select_spans([extra, *pool], extra.window.lang, 1)
                 spans += added
         other = bool(spans) and spans[0].lang != request.lang
         lead = lead_for(kind, request.lang, other, unaddressed, str(getattr(coverage, "event", "") or ""))
