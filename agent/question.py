@@ -530,7 +530,7 @@ def unwritten_event(question: str, writings: str | Writings) -> str:
 
         said = since.group(1).lower()
         lemma = (getLemma(said, upos="VERB") or (said,))[0]
-        if said == lemma or said not in (getInflection(lemma, "VBD") or ()) + (getInflection(lemma, "VBN") or ()):
+        if said not in (getInflection(lemma, "VBD") or ()) + (getInflection(lemma, "VBN") or ()):
             return ""  # not a past form: "Since you work at ..." is a place, not an event
         m, verb = since, lemma
     else:

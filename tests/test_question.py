@@ -270,6 +270,7 @@ def test_a_since_clause_states_an_event_that_may_be_unwritten() -> None:
     notes = "as my phd progressed, i joined the team. i moved to canada."
     question = "Since you dropped out of your PhD to join industry, do you regret it?"
     assert unwritten_event(question, notes) == "dropped out of my PhD to join industry"
+    assert unwritten_event("Since you quit your PhD, what do you miss?", notes) == "quit my PhD"  # past = base
     assert unwritten_event("Since you moved to Canada, how has it been?", notes) == ""  # "moved" is written
     assert unwritten_event("Since you work at Anthropic, what is it like?", notes) == ""  # not the past
     assert unwritten_event("After you dropped out, what did you do?", notes) == ""  # a setting, not a given

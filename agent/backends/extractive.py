@@ -286,7 +286,8 @@ class ExtractiveBackend:
             if extra is not None and all(sp.passage != extra.window.passage for sp in spans):
                 # Its passage's other windows only lend their sentences (what the span may go on
                 # into: "하지만 나는 생각했다." -> the thought that follows), never the quote.
-                pool = [replace(x, score=extra.score - 1.0) for x in scored if x.window.passage == extra.window.passage]
+                same = [x for x in scored if x.window.passage == extra.window.passage and x is not extra]
+                pool = [replace(x, score=extra.score - 1.0) for x in same]
                 added = select_spans([extra, *pool], extra.window.lang, 1)
                 spans += added
         other = bool(spans) and spans[0].lang != request.lang
