@@ -237,6 +237,16 @@ LIGHT_VERBS = frozenset(
 )
 
 
+def mean_vectors(groups: Sequence[Sequence[Sentence]], embed: Callable[[Sequence[str]], np.ndarray]) -> np.ndarray:
+    """(len(groups), d): each group of sentences' vector, the mean of its sentences' vectors
+    (``embed(texts) -> (n, d)``, :meth:`SentenceCache.embed`: each sentence embedded once and
+    cached, so a window or a span costs nothing new)."""
+    texts = list(dict.fromkeys(s.text for g in groups for s in g))
+    row = {t: i for i, t in enumerate(texts)}
+    sent_vecs = embed(texts)
+    return np.stack([sent_vecs[[row[s.text] for s in g]].mean(axis=0) for g in groups])
+
+
 def score_windows(
     question: str,
     question_vec: Sequence[float],
@@ -262,10 +272,7 @@ def score_windows(
         return []
     # A window's vector is the mean of its sentences' vectors: each sentence is embedded once and
     # cached, so a window costs nothing new and the next question over the same passages is free.
-    texts = list(dict.fromkeys(s.text for w in wins for s in w.sentences))
-    row = {t: i for i, t in enumerate(texts)}
-    sent_vecs = cache.embed(texts)
-    vecs = np.stack([sent_vecs[[row[s.text] for s in w.sentences]].mean(axis=0) for w in wins])
+    vecs = mean_vectors([w.sentences for w in wins], cache.embed)
     q = np.asarray(question_vec, dtype=np.float32)
     sims = vecs @ q / (np.linalg.norm(vecs, axis=1) * (np.linalg.norm(q) or 1.0) + 1e-9)
     by_lang: dict[str, list[float]] = {}
@@ -829,9 +836,10 @@ def complement(
 
     The other telling is the passage, in another language than the first span, of the window
     nearest to the first span by cosine (a sentence scores highest against its own translation with
-    the bundled embedder); of its windows within one story (:func:`one_story`), the best scored one
-    holding an equivalent of a question term no chosen span holds (in either language). None when
-    no such term, telling or window exists."""
+    the bundled embedder; windows and span by :func:`mean_vectors`, as the windows are scored);
+    of its windows within one story (:func:`one_story`), the best scored one holding an equivalent
+    of a question term no chosen span holds (in either language). None when no such term, telling
+    or window exists."""
     if not spans or not equivalents:
         return None
     told = {t for sp in spans for s in sp.sentences for t in lexical_tokens(s.text)}
@@ -842,8 +850,9 @@ def complement(
     if not missing or not others:
         return None
     own = [x for x in scored if langs[x.window.passage] == here and x.window.passage != first.passage]
-    texts = [" ".join(s.text for s in first.sentences), *(x.window.text for x in others), *(x.window.text for x in own)]
-    vecs = embed(texts)
+    vecs = mean_vectors(
+        [first.sentences, *(x.window.sentences for x in others), *(x.window.sentences for x in own)], embed
+    )
     unit = vecs / (np.linalg.norm(vecs, axis=1, keepdims=True) + 1e-9)
     near = 1 + int(np.argmax(unit[1 : 1 + len(others)] @ unit[0]))
     # Mutual nearest neighbours, as in mining translations from two texts (the nearest window of

@@ -970,9 +970,9 @@ def test_the_other_telling_joins_only_with_what_the_first_lacks_and_only_as_its_
     stray = _scored(_ko_sentences(stray_text, 2, 900), 0.05)
     other_en = _scored(_sentences(_chunk("o", OTHER, 300), 3), 0.1)
     first = Span(0, en_sents[0].start, en_sents[-1].end, "en", tuple(en_sents))
-    span_text = " ".join(s.text for s in en_sents)
-    vectors = {span_text: [1.0, 0.0, 0.0], twin_text: [0.9, 0.1, 0.0], stray_text: [0.2, 0.9, 0.0]}
-    vectors[other_en.window.text] = [0.0, 0.0, 1.0]
+    # Sentence vectors: a span's or window's is their mean (compose.mean_vectors).
+    vectors = {s.text: [1.0, 0.0, 0.0] for s in en_sents} | {twin_text: [0.9, 0.1, 0.0], stray_text: [0.2, 0.9, 0.0]}
+    vectors |= {s.text: [0.0, 0.0, 1.0] for s in other_en.window.sentences}
 
     def embed(texts: Any) -> Any:
         import numpy as np
@@ -987,7 +987,7 @@ def test_the_other_telling_joins_only_with_what_the_first_lacks_and_only_as_its_
     assert complement([first], scored, {"surpris": ("놀라",)}, embed, langs) is None
     # The nearest Korean window has another English passage nearer than the first span: a story
     # told once, whose nearest window is no telling of it.
-    vectors[other_en.window.text] = [0.9, 0.12, 0.0]
+    vectors |= {s.text: [0.9, 0.12, 0.0] for s in other_en.window.sentences}
     assert complement([first], scored, {"disappoint": ("실망",)}, embed, langs) is None
 
 
